@@ -1,0 +1,125 @@
+"""Agent replies from CXone (poll or push) become send jobs, once each.
+
+The dedupe key of a send job is the CXone message id, so the poller, push
+mode and the reconciler can all offer the same message and it is enqueued once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from app.config import is_e164
+from app.logs import event
+from app.status_sync import enqueue_cxone_update
+from app.statuses import failed_update
+from db import audit, cxone_state, outbox
+from db.pool import Connection
+
+log = logging.getLogger(__name__)
+
+SEND_KIND = "send_sms"
+MAX_BODY = 1600
+
+
+class InvalidMessage(ValueError):
+    """A CXone Message that cannot be sent; ``field`` names what is wrong."""
+
+    def __init__(self, field_name: str, reason: str, message_id: str | None = None) -> None:
+        super().__init__(f"{field_name}: {reason}")
+        self.field = field_name
+        self.reason = reason
+        self.message_id = message_id
+
+
+@dataclass(frozen=True)
+class OutboundReply:
+    """An agent reply to send: the parts of a CXone Message the gateway uses."""
+
+    message_id: str
+    conversation_id: str
+    to: str
+    from_: str | None
+    body: str
+    media_urls: list[str] = field(default_factory=list)
+
+    def payload(self, source: str) -> dict[str, Any]:
+        data = asdict(self)
+        data["from"] = data.pop("from_")
+        return {**data, "purpose": "reply", "dispatch": 1, "source": source}
+
+
+def parse_reply(item: Any) -> OutboundReply:
+    """Validate a CXone Message (poll item or push body); raises :class:`InvalidMessage`."""
+    if not isinstance(item, dict):
+        raise InvalidMessage("message", "must be a JSON object")
+    message_id = item.get("id")
+    if not isinstance(message_id, str) or not message_id.strip():
+        raise InvalidMessage("id", "is missing")
+    conversation_id = item.get("conversationId")
+    if not isinstance(conversation_id, str) or not conversation_id.strip():
+        raise InvalidMessage("conversationId", "is missing", message_id)
+    to = item.get("to")
+    if not isinstance(to, str) or not is_e164(to):
+        raise InvalidMessage("to", "must be an E.164 number like +14155559876", message_id)
+    from_ = item.get("from")
+    if from_ is not None and (not isinstance(from_, str) or (from_ and not is_e164(from_))):
+        raise InvalidMessage("from", "must be an E.164 number when given", message_id)
+    body = item.get("body")
+    media = _media_urls(item.get("attachments"), message_id)
+    if not isinstance(body, str) or (not body.strip() and not media):
+        raise InvalidMessage("body", "is empty", message_id)
+    if len(body) > MAX_BODY:
+        raise InvalidMessage("body", f"is longer than {MAX_BODY} characters", message_id)
+    for name, expected in (("direction", "OUTBOUND"), ("channel", "SMS")):
+        value = item.get(name)
+        if value is not None and value != expected:
+            raise InvalidMessage(name, f"must be {expected}", message_id)
+    return OutboundReply(message_id=message_id, conversation_id=conversation_id, to=to,
+                         from_=from_ or None, body=body, media_urls=media)
+
+
+def _media_urls(attachments: Any, message_id: str) -> list[str]:
+    if attachments in (None, []):
+        return []
+    if not isinstance(attachments, list) or len(attachments) > 10:
+        raise InvalidMessage("attachments", "must be a list of at most 10 items", message_id)
+    urls = []
+    for item in attachments:
+        url = item.get("url") if isinstance(item, dict) else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise InvalidMessage("attachments", "each needs an http(s) url", message_id)
+        urls.append(url)
+    return urls
+
+
+def enqueue_reply(conn: Connection, reply: OutboundReply, *, source: str) -> bool:
+    """Enqueue the send job (once per CXone message id); True when it is new."""
+    job_id = outbox.enqueue(conn, SEND_KIND, reply.message_id, reply.payload(source),
+                            ordering_key=f"conv:{reply.conversation_id}")
+    if reply.from_:
+        # Threading: the customer's answer to this business number belongs here.
+        cxone_state.remember_conversation(conn, customer=reply.to, business=reply.from_,
+                                          conversation_id=reply.conversation_id)
+    if job_id is not None:
+        audit.append(conn, "message.enqueued", source=source, message_id=reply.message_id,
+                     phone=reply.to, to_state="queued",
+                     details={"conversation_id": reply.conversation_id, "job_id": job_id})
+    return job_id is not None
+
+
+def reject_reply(conn: Connection, error: InvalidMessage, *, source: str) -> None:
+    """A malformed reply is not sent: CXone gets FAILED with the reason (when it has an id)."""
+    event(log, "message.rejected", logging.WARNING, message_id=error.message_id,
+          field=error.field, reason=error.reason, source=source)
+    if not error.message_id:
+        return
+    # Dedupe: the same malformed item polled twice is rejected once.
+    if not outbox.record_done(conn, "rejected", error.message_id,
+                              {"field": error.field, "reason": error.reason}):
+        return
+    audit.append(conn, "message.rejected", source=source, message_id=error.message_id,
+                 to_state="FAILED", reason=f"{error.field} {error.reason}")
+    enqueue_cxone_update(conn, error.message_id,
+                         failed_update("invalid_message", f"{error.field} {error.reason}"))

@@ -1,0 +1,143 @@
+"""The CXone simulator's control API: JSON under ``/_sandbox/``, no authentication.
+
+Tests and the demo use it to add agent replies, manage conversations, set fault
+switches, and read back what the gateway sent (status PUTs, inbound posts,
+request counts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from app.sandbox.cxone_sim_model import ApiError, require_object
+from app.sandbox.cxone_sim_state import CxoneSimState
+
+log = logging.getLogger(__name__)
+
+control = Blueprint("cxone_control", __name__, url_prefix="/_sandbox")
+
+
+def _state() -> CxoneSimState:
+    state: CxoneSimState = current_app.extensions["cxone_sim"]
+    return state
+
+
+def _body() -> Any:
+    """The JSON body; an empty body is ``{}``; anything else that is not JSON is a 400."""
+    if not request.get_data():
+        return {}
+    body = request.get_json(silent=True, force=True)
+    if body is None:
+        raise ApiError(400, "invalid_request", "body must be JSON")
+    return body
+
+
+def _answer(body: Any, status: int = 200) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+@control.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    return _answer({"error": exc.error, "message": exc.message}, exc.status)
+
+
+@control.post("/reset")
+def reset() -> Response:
+    _state().reset()
+    log.info(json.dumps({"event": "cxone_sim.reset"}))
+    return _answer({"reset": True})
+
+
+@control.post("/replies")
+def add_replies() -> Response:
+    return _answer({"items": _state().add_replies(_body())}, 201)
+
+
+@control.get("/conversations")
+def list_conversations() -> Response:
+    return _answer({"items": _state().list_conversations()})
+
+
+@control.post("/conversations")
+def create_conversation() -> Response:
+    body = require_object(_body())
+    return _answer(_state().create_conversation({"channel": "SMS", **body}), 201)
+
+
+@control.get("/conversations/<conversation_id>")
+def get_conversation(conversation_id: str) -> Response:
+    return _answer(_state().conversation_with_messages(conversation_id))
+
+
+@control.post("/conversations/<conversation_id>/close")
+def close_conversation(conversation_id: str) -> Response:
+    return _answer(_state().close_conversation(conversation_id))
+
+
+@control.get("/messages")
+def list_messages() -> Response:
+    return _answer({"items": _state().list_messages(request.args)})
+
+
+@control.get("/messages/<message_id>")
+def get_message(message_id: str) -> Response:
+    return _answer(_state().get_message(message_id))
+
+
+@control.get("/status-updates")
+def status_updates() -> Response:
+    return _answer({"items": _state().status_updates()})
+
+
+@control.get("/inbound")
+def inbound_posts() -> Response:
+    return _answer({"items": _state().inbound_posts()})
+
+
+@control.get("/stats")
+def stats() -> Response:
+    return _answer(_state().stats())
+
+
+@control.get("/requests")
+def requests_log() -> Response:
+    return _answer({"items": _state().requests(request.args.get("endpoint") or None)})
+
+
+@control.get("/faults")
+def list_faults() -> Response:
+    return _answer({"items": _state().list_faults()})
+
+
+@control.post("/faults")
+def add_fault() -> Response:
+    rule = _state().add_fault(_body())
+    log.info(json.dumps({"event": "cxone_sim.fault_set", **rule}))
+    return _answer(rule, 201)
+
+
+@control.delete("/faults")
+def clear_faults() -> Response:
+    return _answer({"removed": _state().clear_faults()})
+
+
+@control.post("/expire-tokens")
+def expire_tokens() -> Response:
+    return _answer({"expired": _state().expire_tokens()})
+
+
+@control.get("/config")
+def get_config() -> Response:
+    return _answer(_state().config_json())
+
+
+@control.post("/config")
+def update_config() -> Response:
+    return _answer(_state().update_config(_body()))
+

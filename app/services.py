@@ -1,0 +1,58 @@
+"""The process-wide dependencies, built once at start and passed down.
+
+Web and worker both build one :class:`Services`; tests build their own with a
+test database and simulator URLs. Adapters are created lazily so the web
+process never opens a connection to CXone or Twilio.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from app.config import Settings
+from db.pool import Database
+
+if TYPE_CHECKING:
+    from app.cxone import CxoneClient
+    from app.twilio_client import TwilioGateway
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Settings, the database pool and the outside-world adapters of one process."""
+
+    settings: Settings
+    db: Database
+    process_name: str = "smsgw"
+    _closed: bool = field(default=False, init=False)
+
+    @cached_property
+    def cxone(self) -> CxoneClient:
+        from app.cxone import CxoneClient
+
+        return CxoneClient(self.settings)
+
+    @cached_property
+    def twilio(self) -> TwilioGateway:
+        from app.twilio_client import TwilioGateway
+
+        return TwilioGateway(self.settings)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.db.close()
+
+
+def build_services(settings: Settings, *, process_name: str, pool_size: int = 10) -> Services:
+    """Services for ``settings``; DATABASE_URL unset → the embedded Postgres (local runs)."""
+    from db.embedded import resolve_database_url
+
+    url = resolve_database_url(settings.database_url)
+    db = Database(url, max_size=pool_size, application_name=f"smsgw-{process_name}")
+    return Services(settings=settings, db=db, process_name=process_name)

@@ -1,0 +1,174 @@
+"""The Twilio adapter: the official ``twilio`` package, pointed at TWILIO_API_BASE_URL.
+
+Library exceptions become the gateway's own (:mod:`app.errors`) here and
+nowhere else. A create whose answer never came back is *ambiguous*: the caller
+must look the message up before sending again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from app.config import Settings
+from app.errors import AuthenticationFailed, PermanentError, TransientError
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 15.0
+# How long after an ambiguous create a lookup can trust "not found": the request
+# timed out on our side after READ_TIMEOUT_S, and Twilio needs a moment to list it.
+AMBIGUITY_WINDOW_S = CONNECT_TIMEOUT_S + READ_TIMEOUT_S + 5.0
+
+
+@dataclass(frozen=True)
+class TwilioMessage:
+    """The fields of a Twilio Message resource the gateway uses."""
+
+    sid: str
+    status: str
+    to: str | None
+    from_: str | None
+    body: str | None
+    error_code: int | None
+    date_created: datetime | None
+
+    @classmethod
+    def from_resource(cls, msg: Any) -> TwilioMessage:
+        return cls(sid=msg.sid, status=msg.status, to=msg.to, from_=msg.from_, body=msg.body,
+                   error_code=int(msg.error_code) if msg.error_code not in (None, "") else None,
+                   date_created=msg.date_created)
+
+
+class _HttpClient(TwilioHttpClient):
+    """TwilioHttpClient with a connection pool large enough for our greenlets."""
+
+    def __init__(self, pool_size: int) -> None:
+        super().__init__(pool_connections=True, timeout=None)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        assert self.session is not None
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.timeout = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)  # type: ignore[assignment]
+
+
+class TwilioGateway:
+    """Create, fetch and find messages; verify webhook signatures."""
+
+    def __init__(self, settings: Settings, *, pool_size: int = 64) -> None:
+        self.settings = settings
+        self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token,
+                             http_client=_HttpClient(pool_size), environment={"_": ""})
+        # Keep edge/region unset: they rewrite the host (contracts/twilio.md).
+        self.client.edge = None
+        self.client.region = None
+        self.client.api.base_url = settings.twilio_api_base_url
+        self.validator = RequestValidator(settings.twilio_auth_token)
+
+    @property
+    def _messages(self) -> Any:
+        return self.client.api.v2010.accounts(self.settings.twilio_account_sid).messages
+
+    def create_message(self, *, to: str, body: str, from_: str | None = None,
+                       media_urls: list[str] | None = None) -> TwilioMessage:
+        """Send one SMS through the Messaging Service (``From`` only when it is in the pool)."""
+        params: dict[str, Any] = {
+            "to": to, "body": body,
+            "messaging_service_sid": self.settings.twilio_messaging_service_sid,
+            "status_callback": self.settings.receipts_url,
+        }
+        if from_:
+            params["from_"] = from_
+        if media_urls:
+            params["media_url"] = media_urls
+        return self._call("create", lambda: self._messages.create(**params), may_have_sent=True)
+
+    def fetch_message(self, sid: str) -> TwilioMessage:
+        """The current state of one message."""
+        return self._call("fetch", lambda: self._messages(sid).fetch())
+
+    def find_messages(self, *, to: str, from_: str | None, since: datetime,
+                      limit: int = 100) -> list[TwilioMessage]:
+        """Recent messages to ``to`` (and from ``from_``) created at or after ``since``.
+
+        Filtered on creation time here: a message Twilio has not sent yet has no
+        ``date_sent``, so a DateSent filter alone would miss it. The DateSent
+        filter keeps only a day of slack to bound the listing.
+        """
+        kwargs: dict[str, Any] = {"to": to, "limit": limit, "page_size": min(limit, 100)}
+        if from_:
+            kwargs["from_"] = from_
+
+        def listing() -> list[TwilioMessage]:
+            found = [TwilioMessage.from_resource(m) for m in self._messages.list(**kwargs)]
+            return [m for m in found if m.date_created is None or m.date_created >= since]
+
+        return self._call("list", listing)
+
+    def signature_is_valid(self, url: str, params: dict[str, Any], signature: str | None) -> bool:
+        """Check ``X-Twilio-Signature`` for ``url`` (as Twilio called it) and the POST params."""
+        if not signature:
+            return False
+        return bool(self.validator.validate(url, params, signature))
+
+    def _call(self, operation: str, fn: Any, *, may_have_sent: bool = False) -> Any:
+        started = time.perf_counter()
+        try:
+            result = fn()
+        except TwilioRestException as exc:
+            raise _translate_rest_error(operation, exc) from exc
+        except requests.exceptions.ConnectTimeout as exc:
+            raise TransientError(f"twilio {operation}: connect timeout", code="timeout") from exc
+        except requests.exceptions.Timeout as exc:
+            raise TransientError(f"twilio {operation}: no answer within {READ_TIMEOUT_S}s",
+                                 code="timeout", ambiguous=may_have_sent) from exc
+        except requests.exceptions.ConnectionError as exc:
+            refused = _never_connected(exc)
+            raise TransientError(
+                f"twilio {operation}: {'connection refused' if refused else 'connection dropped'}",
+                code="connection", ambiguous=may_have_sent and not refused) from exc
+        except requests.exceptions.RequestException as exc:
+            raise TransientError(f"twilio {operation}: {type(exc).__name__}",
+                                 code="http", ambiguous=may_have_sent) from exc
+        finally:
+            observe_latency("twilio", operation, time.perf_counter() - started)
+        if isinstance(result, list):
+            return result
+        return TwilioMessage.from_resource(result)
+
+
+def _translate_rest_error(operation: str, exc: TwilioRestException) -> Exception:
+    code = str(exc.code) if exc.code is not None else None
+    message = f"twilio {operation}: HTTP {exc.status} code {code}: {exc.msg}"
+    if exc.status == 429 or code == "20429":
+        return TransientError(message, code="20429", status=exc.status)
+    if exc.status in (401, 403) and code in ("20003", None):
+        return AuthenticationFailed(message, code=code, status=exc.status)
+    if exc.status is not None and exc.status >= 500:
+        # The request reached Twilio; a 5xx does not promise nothing was created.
+        return TransientError(message, code=code or str(exc.status), status=exc.status,
+                              ambiguous=operation == "create")
+    return PermanentError(message, code=code, status=exc.status)
+
+
+def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+    text = repr(exc)
+    return "NewConnectionError" in text or "Connection refused" in text
+
+
+def observe_latency(system: str, operation: str, seconds: float) -> None:
+    """Record an outside call's latency (metrics hook; see app.metrics)."""
+    from app import metrics
+
+    metrics.observe_call(system, operation, seconds)

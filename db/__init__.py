@@ -1,0 +1,1 @@
+"""Postgres access: connection pool, migrations, embedded server, named queries."""

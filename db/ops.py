@@ -1,0 +1,20 @@
+"""Typed wrappers over the operations queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from db.pool import Connection
+from db.queries import Q
+
+
+def heartbeat(conn: Connection, worker_id: str, hostname: str, pid: int) -> None:
+    conn.execute(Q["ops.heartbeat"], {"worker_id": worker_id, "hostname": hostname, "pid": pid})
+
+
+def worker_stopped(conn: Connection, worker_id: str) -> None:
+    conn.execute(Q["ops.worker_stopped"], {"worker_id": worker_id})
+
+
+def live_workers(conn: Connection, fresh_s: float) -> list[dict[str, Any]]:
+    return conn.execute(Q["ops.live_workers"], {"fresh_s": fresh_s}).fetchall()

@@ -1,0 +1,123 @@
+"""Typed wrappers over the outbox queries (one small function per query)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from db.pool import Connection
+from db.queries import Q
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed job. ``claims`` is the fencing token every later write checks."""
+
+    id: int
+    kind: str
+    dedupe_key: str
+    ordering_key: str | None
+    payload: dict[str, Any]
+    attempts: int
+    claims: int
+    created_at: datetime
+    last_error: str | None
+    due_at: datetime
+    db_now: datetime
+
+
+def enqueue(conn: Connection, kind: str, dedupe_key: str, payload: dict[str, Any], *,
+            run_at: datetime | None = None, ordering_key: str | None = None) -> int | None:
+    """Insert a job unless one with ``dedupe_key`` exists; the new id or None."""
+    row = conn.execute(Q["outbox.enqueue"], {
+        "kind": kind, "dedupe_key": dedupe_key, "payload": Jsonb(payload), "run_at": run_at,
+        "ordering_key": ordering_key}).fetchone()
+    return None if row is None else int(row["id"])
+
+
+def record_done(conn: Connection, kind: str, dedupe_key: str, payload: dict[str, Any]) -> bool:
+    """Mark ``dedupe_key`` as handled without running anything; False if it existed."""
+    row = conn.execute(Q["outbox.record_done"], {"kind": kind, "dedupe_key": dedupe_key,
+                                                 "payload": Jsonb(payload)}).fetchone()
+    return row is not None
+
+
+def enqueue_or_rerun(conn: Connection, kind: str, dedupe_key: str, payload: dict[str, Any], *,
+                     run_at: datetime | None = None, ordering_key: str | None = None) -> int:
+    """Insert a job or make an existing one run (again); its id."""
+    row = conn.execute(Q["outbox.enqueue_or_rerun"], {
+        "kind": kind, "dedupe_key": dedupe_key, "payload": Jsonb(payload), "run_at": run_at,
+        "ordering_key": ordering_key}).fetchone()
+    conn.execute("SELECT pg_notify('outbox', '')")
+    assert row is not None
+    return int(row["id"])
+
+
+def reopen(conn: Connection, dedupe_key: str, patch: dict[str, Any], *,
+           delay_s: float) -> int | None:
+    """Queue a finished job again after ``delay_s``; its attempts, or None (live or gone)."""
+    row = conn.execute(Q["outbox.reopen"], {
+        "dedupe_key": dedupe_key, "payload": Jsonb(patch), "delay_s": delay_s}).fetchone()
+    return None if row is None else int(row["attempts"])
+
+
+def claim(conn: Connection, *, worker: str, limit: int, lease_s: float,
+          lookahead_s: float = 0.0) -> list[Job]:
+    """Claim up to ``limit`` jobs due within ``lookahead_s``, leasing each for ``lease_s``."""
+    rows = conn.execute(Q["outbox.claim"], {
+        "worker": worker, "limit": limit, "lease_s": lease_s,
+        "lookahead_s": lookahead_s}).fetchall()
+    return [Job(**row) for row in rows]
+
+
+def complete(conn: Connection, job: Job) -> bool:
+    """Mark done (or queued again if new work arrived meanwhile); False if the lease was lost."""
+    return conn.execute(Q["outbox.complete"], {"id": job.id, "claims": job.claims}).fetchone() \
+        is not None
+
+
+def retry(conn: Connection, job: Job, *, delay_s: float, error: str) -> bool:
+    """Count a failed try and run again after ``delay_s``."""
+    return conn.execute(Q["outbox.retry"], {"id": job.id, "claims": job.claims,
+                                            "delay_s": delay_s, "error": error[:2000]}
+                        ).fetchone() is not None
+
+
+def reschedule(conn: Connection, job: Job, *, run_at: datetime,
+               patch: dict[str, Any] | None = None) -> bool:
+    """Run again at ``run_at`` without counting a failure, merging ``patch`` into the payload."""
+    return conn.execute(Q["outbox.reschedule"], {"id": job.id, "claims": job.claims,
+                                                 "run_at": run_at, "patch": Jsonb(patch or {})}
+                        ).fetchone() is not None
+
+
+def bury(conn: Connection, job: Job, *, error: str, count_attempt: bool = True) -> bool:
+    """Move the job to the dead-letter state."""
+    return conn.execute(Q["outbox.bury"], {"id": job.id, "claims": job.claims,
+                                           "error": error[:2000],
+                                           "count_attempt": 1 if count_attempt else 0}
+                        ).fetchone() is not None
+
+
+def release(conn: Connection, job: Job, *, run_at: datetime,
+            patch: dict[str, Any] | None = None) -> bool:
+    """Give back a job that was claimed but never started (same write as a reschedule)."""
+    return reschedule(conn, job, run_at=run_at, patch=patch)
+
+
+def next_due(conn: Connection) -> tuple[datetime | None, datetime]:
+    """(when the next job is due or None, the database's now)."""
+    row = conn.execute(Q["outbox.next_due"]).fetchone()
+    assert row is not None
+    return row["next_run_at"], row["db_now"]
+
+
+def get(conn: Connection, job_id: int) -> dict[str, Any] | None:
+    return conn.execute(Q["outbox.get"], {"id": job_id}).fetchone()
+
+
+def get_by_dedupe_key(conn: Connection, dedupe_key: str) -> dict[str, Any] | None:
+    return conn.execute(Q["outbox.get_by_dedupe_key"], {"dedupe_key": dedupe_key}).fetchone()

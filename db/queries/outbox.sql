@@ -1,0 +1,131 @@
+-- The job queue. A claimed job's run_at is its lease expiry; `claims` is the
+-- fencing token: every write after a claim checks it, so a worker whose lease
+-- ran out cannot complete a job someone else now holds.
+
+-- name: enqueue
+-- Insert a job unless its dedupe key exists; wake sleeping dispatchers on commit.
+WITH inserted AS (
+    INSERT INTO outbox (kind, dedupe_key, payload, run_at, ordering_key)
+    VALUES (%(kind)s, %(dedupe_key)s, %(payload)s, COALESCE(%(run_at)s, now()), %(ordering_key)s)
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id
+)
+SELECT id, pg_notify('outbox', '') FROM inserted;
+
+-- name: record_done
+-- A finished marker under a dedupe key: this key was handled, never run it.
+INSERT INTO outbox (kind, dedupe_key, payload, state, finished_at)
+VALUES (%(kind)s, %(dedupe_key)s, %(payload)s, 'done', now())
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id;
+
+-- name: enqueue_or_rerun
+-- Insert a job, or bring back one that exists: a finished job is queued again now;
+-- a job that is running is marked to run once more when it completes.
+INSERT INTO outbox AS o (kind, dedupe_key, payload, run_at, ordering_key)
+VALUES (%(kind)s, %(dedupe_key)s, %(payload)s, COALESCE(%(run_at)s, now()), %(ordering_key)s)
+ON CONFLICT (dedupe_key) DO UPDATE SET
+    rerun = (o.state = 'queued' AND o.locked_by IS NOT NULL),
+    run_at = CASE WHEN o.state = 'queued' THEN o.run_at ELSE EXCLUDED.run_at END,
+    attempts = CASE WHEN o.state = 'queued' THEN o.attempts ELSE 0 END,
+    payload = o.payload || EXCLUDED.payload,
+    state = 'queued',
+    finished_at = NULL,
+    updated_at = now()
+RETURNING id, (xmax = 0) AS inserted;
+
+-- name: reopen
+-- Queue a finished job again after delay_s with a payload patch (30008 re-dispatch).
+-- Counts as one more attempt. Does nothing to a job that is queued or running.
+UPDATE outbox SET
+    state = 'queued',
+    payload = payload || %(payload)s,
+    run_at = now() + %(delay_s)s * interval '1 second',
+    attempts = attempts + 1,
+    locked_by = NULL,
+    finished_at = NULL,
+    updated_at = now()
+WHERE dedupe_key = %(dedupe_key)s AND state <> 'queued'
+RETURNING id, attempts;
+
+-- name: claim
+-- Claim up to `limit` runnable jobs in one statement, taking a lease on each.
+-- Jobs sharing an ordering key run one at a time, oldest first.
+WITH picked AS (
+    SELECT id, run_at AS due_at
+    FROM outbox o
+    WHERE state = 'queued'
+      AND run_at <= now() + %(lookahead_s)s * interval '1 second'
+      AND (ordering_key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM outbox e
+            WHERE e.state = 'queued' AND e.ordering_key = o.ordering_key AND e.id < o.id))
+    ORDER BY run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox o SET
+    run_at = now() + %(lease_s)s * interval '1 second',
+    claims = o.claims + 1,
+    locked_by = %(worker)s,
+    locked_at = now(),
+    updated_at = now()
+FROM picked
+WHERE o.id = picked.id
+RETURNING o.id, o.kind, o.dedupe_key, o.ordering_key, o.payload, o.attempts, o.claims,
+          o.created_at, o.last_error, picked.due_at, now() AS db_now;
+
+-- name: complete
+UPDATE outbox SET
+    state = CASE WHEN rerun THEN 'queued' ELSE 'done' END,
+    finished_at = CASE WHEN rerun THEN NULL ELSE now() END,
+    run_at = now(),
+    rerun = FALSE,
+    locked_by = NULL,
+    updated_at = now()
+WHERE id = %(id)s AND claims = %(claims)s AND state = 'queued'
+RETURNING id, state;
+
+-- name: retry
+-- A failed try: count it and run again after `delay_s`.
+UPDATE outbox SET
+    attempts = attempts + 1,
+    run_at = now() + %(delay_s)s * interval '1 second',
+    last_error = %(error)s,
+    locked_by = NULL,
+    rerun = FALSE,
+    updated_at = now()
+WHERE id = %(id)s AND claims = %(claims)s AND state = 'queued'
+RETURNING id;
+
+-- name: reschedule
+-- Not a failure (throttled, waiting out an ambiguous send): run again at `run_at`.
+UPDATE outbox SET
+    run_at = GREATEST(%(run_at)s, now()),
+    payload = payload || %(patch)s,
+    locked_by = NULL,
+    updated_at = now()
+WHERE id = %(id)s AND claims = %(claims)s AND state = 'queued'
+RETURNING id;
+
+-- name: bury
+-- Give up: the job goes to the dead-letter state with its last error.
+UPDATE outbox SET
+    state = 'dead',
+    attempts = attempts + %(count_attempt)s,
+    last_error = %(error)s,
+    locked_by = NULL,
+    rerun = FALSE,
+    finished_at = now(),
+    updated_at = now()
+WHERE id = %(id)s AND claims = %(claims)s AND state = 'queued'
+RETURNING id;
+
+-- name: next_due
+-- When the next job becomes runnable (NULL when the queue is empty).
+SELECT min(run_at) AS next_run_at, now() AS db_now FROM outbox WHERE state = 'queued';
+
+-- name: get
+SELECT * FROM outbox WHERE id = %(id)s;
+
+-- name: get_by_dedupe_key
+SELECT * FROM outbox WHERE dedupe_key = %(dedupe_key)s;

@@ -1,0 +1,45 @@
+"""Typed wrappers over the throttle queries (see db/queries/throttle.sql)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from db.pool import Connection
+from db.queries import Q
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A reserved slot; ``started`` when the send may (and did) start right now."""
+
+    slot: datetime
+    started: bool
+    db_now: datetime
+
+
+@dataclass(frozen=True)
+class Take:
+    """The answer at a slot: ``started``, or wait until ``free_at``."""
+
+    started: bool
+    free_at: datetime | None
+    db_now: datetime
+
+
+def reserve(conn: Connection, key: str, spacing_s: float) -> Reservation:
+    row = conn.execute(Q["throttle.reserve"], {"key": key, "spacing_s": spacing_s}).fetchone()
+    assert row is not None
+    return Reservation(slot=row["slot"], started=bool(row["started"]), db_now=row["db_now"])
+
+
+def take(conn: Connection, key: str, spacing_s: float) -> Take:
+    row = conn.execute(Q["throttle.take"], {"key": key, "spacing_s": spacing_s}).fetchone()
+    assert row is not None
+    return Take(started=bool(row["started"]), free_at=row["free_at"], db_now=row["db_now"])
+
+
+def next_slots(conn: Connection) -> list[dict[str, Any]]:
+    """Every key's next free slot (operator status)."""
+    return conn.execute(Q["throttle.next_slots"]).fetchall()

@@ -1,0 +1,45 @@
+"""Gunicorn settings for the ``web`` process (read automatically from the working directory).
+
+The Procfile line stays ``gunicorn -k gevent 'app:create_app()'``; gunicorn binds
+``0.0.0.0:$PORT`` by itself when PORT is set.
+"""
+
+import os
+import sys
+
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", "500"))
+bind = [f"0.0.0.0:{os.environ.get('PORT', '5000')}"]
+graceful_timeout = 20
+timeout = 30
+keepalive = 5
+accesslog = None  # request logs come from the app as JSON lines, numbers masked
+# Gunicorn 25+ opens a control socket at one fixed path per user; two instances on one
+# machine (tests, benchmarks, a second app) would fight over it.
+control_socket_disable = True
+
+
+def on_starting(server):  # noqa: ARG001 - gunicorn hook signature
+    """Validate the configuration once, in the master, before any worker starts.
+
+    A bad value stops gunicorn with one line naming the variable (no traceback).
+    With DATABASE_URL unset (local runs) the master starts the embedded Postgres
+    and hands its URL to the workers.
+    """
+    from app.config import ConfigError, Settings, load_dotenv_file
+
+    load_dotenv_file()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"web: configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(78) from None
+    if not settings.database_url:
+        from db.embedded import EmbeddedUnavailable, resolve_database_url
+
+        try:
+            os.environ["DATABASE_URL"] = resolve_database_url(None)
+        except EmbeddedUnavailable as exc:
+            print(f"web: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(78) from None

@@ -1,0 +1,61 @@
+"""The status state machine: forward only, final is final, the CXone mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.statuses import (
+    cxone_moves_forward,
+    cxone_update_for_final,
+    should_redispatch,
+    twilio_moves_forward,
+)
+
+
+@pytest.mark.parametrize(("current", "new", "expected"), [
+    (None, "queued", True),
+    ("accepted", "queued", True),
+    ("queued", "sent", True),
+    ("sent", "queued", False),
+    ("sent", "sending", False),
+    ("sent", "sent", False),
+    ("sent", "delivered", True),
+    ("delivered", "sent", False),
+    ("delivered", "failed", False),
+    ("undelivered", "delivered", False),
+    ("queued", "bogus", False),
+])
+def test_twilio_status_only_moves_forward(current, new, expected) -> None:
+    assert twilio_moves_forward(current, new) is expected
+
+
+@pytest.mark.parametrize(("current", "new", "expected"), [
+    (None, "SENT", True),
+    ("PENDING", "SENT", True),
+    ("SENT", "DELIVERED", True),
+    ("SENT", "SENT", False),
+    ("DELIVERED", "SENT", False),
+    ("FAILED", "DELIVERED", False),
+    (None, "FAILED", True),
+])
+def test_cxone_status_never_moves_backwards(current, new, expected) -> None:
+    assert cxone_moves_forward(current, new) is expected
+
+
+def test_only_final_statuses_map_to_cxone() -> None:
+    for status in ("accepted", "queued", "sending", "sent"):
+        assert cxone_update_for_final(status, None) is None
+    assert cxone_update_for_final("delivered", None).status == "DELIVERED"
+    undelivered = cxone_update_for_final("undelivered", 30003)
+    assert (undelivered.status, undelivered.reason_code) == ("UNDELIVERABLE", "30003")
+    assert undelivered.reason_message == "Unreachable destination handset"
+    failed = cxone_update_for_final("failed", 30007)
+    assert (failed.status, failed.reason_code) == ("FAILED", "30007")
+    assert cxone_update_for_final("canceled", None).status == "FAILED"
+
+
+def test_30008_and_30022_are_redispatched_not_reported() -> None:
+    assert should_redispatch("failed", 30008)
+    assert should_redispatch("failed", 30022)
+    assert not should_redispatch("failed", 30007)
+    assert not should_redispatch("undelivered", 30008)

@@ -1,0 +1,180 @@
+"""The dispatcher: claim jobs (one SKIP LOCKED statement with a lease) and run them in greenlets.
+
+It sleeps until the next job is due or a NOTIFY says new work arrived. A job
+whose worker dies is claimable again when its lease runs out; every write
+after a claim is fenced by the job's claim count.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import gevent
+import gevent.event
+import gevent.pool
+
+from app import metrics
+from app.errors import AuthenticationFailed, DatabaseUnavailable, PermanentError, TransientError
+from app.logs import event
+from app.retry import RetryPolicy
+from db import outbox
+from db.outbox import Job
+from db.pool import Connection
+from worker.jobs import Bury, Done, Handled, JobContext, Outcome, Reschedule, Retry
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[JobContext, Job], Outcome]
+
+LEASE_S = 60.0
+# Claim jobs due this soon and let each wait in its greenlet: sends land on their slot.
+LOOKAHEAD_S = 0.25
+MAX_IDLE_S = 1.0
+CLAIM_BATCH = 50
+AUTH_RETRY_S = 60.0
+
+
+class Dispatcher:
+    """Claims and runs jobs with at most ``concurrency`` greenlets."""
+
+    def __init__(self, ctx: JobContext, handlers: dict[str, Handler], *, concurrency: int,
+                 burst: bool = False) -> None:
+        self.ctx = ctx
+        self.handlers = handlers
+        self.pool = gevent.pool.Pool(concurrency)
+        self.wake = gevent.event.Event()
+        self.burst = burst
+        self.policy = RetryPolicy(base_s=ctx.settings.retry_base_s,
+                                  max_s=ctx.settings.retry_max_s,
+                                  max_attempts=ctx.settings.max_attempts)
+
+    def run(self) -> None:
+        """Claim and spawn until the worker stops (or, in burst mode, until idle)."""
+        while not self.ctx.stopping.is_set():
+            free = self.pool.free_count()
+            if free <= 0:
+                self.pool.wait_available(timeout=MAX_IDLE_S)
+                continue
+            try:
+                jobs = self._claim(min(free, CLAIM_BATCH))
+            except DatabaseUnavailable as exc:
+                event(log, "dispatch.database_unavailable", logging.WARNING, error=str(exc))
+                self.ctx.sleep(1.0)
+                continue
+            for job in jobs:
+                self.pool.spawn(self.run_job, job)
+            if len(jobs) >= min(free, CLAIM_BATCH):
+                gevent.sleep(0)  # more may be waiting: claim again after a yield
+                continue
+            if self.burst and not jobs and len(self.pool) == 0 and self._nothing_due():
+                return
+            self._idle()
+
+    def _claim(self, limit: int) -> list[Job]:
+        with self.ctx.db.connection() as conn:
+            return outbox.claim(conn, worker=self.ctx.worker_id, limit=limit, lease_s=LEASE_S,
+                                lookahead_s=LOOKAHEAD_S)
+
+    def _nothing_due(self) -> bool:
+        with self.ctx.db.connection() as conn:
+            next_run_at, db_now = outbox.next_due(conn)
+        return next_run_at is None or next_run_at > db_now + timedelta(seconds=LOOKAHEAD_S)
+
+    def _idle(self) -> None:
+        """Sleep until the next job is due, a NOTIFY arrives, or a greenlet frees up."""
+        try:
+            with self.ctx.db.connection() as conn:
+                next_run_at, db_now = outbox.next_due(conn)
+        except DatabaseUnavailable:
+            next_run_at, db_now = None, None
+        timeout = MAX_IDLE_S
+        if next_run_at is not None and db_now is not None:
+            due_in = (next_run_at - db_now).total_seconds() - LOOKAHEAD_S
+            timeout = min(MAX_IDLE_S, max(0.0, due_in))
+        if self.burst and len(self.pool):
+            timeout = min(timeout, 0.05)
+        if timeout > 0:
+            self.wake.clear()
+            self.wake.wait(timeout=timeout)
+
+    def join(self, timeout: float) -> bool:
+        """Wait for running jobs; True when all finished within ``timeout``."""
+        return bool(self.pool.join(timeout=timeout))
+
+    def kill_remaining(self) -> None:
+        self.pool.kill(block=True, timeout=2)
+
+    # -- one job ---------------------------------------------------------------------------
+
+    def run_job(self, job: Job) -> None:
+        """Run one job and write its outcome (fenced by its claim count)."""
+        if self.ctx.stopping.is_set():
+            # Claimed but never started: hand it back untouched.
+            self._write(job, Reschedule(run_at=job.due_at, reason="shutdown"))
+            return
+        handler = self.handlers.get(job.kind)
+        started = time.perf_counter()
+        try:
+            if handler is None:
+                outcome: Outcome = Bury(error=f"no handler for job kind {job.kind!r}")
+            else:
+                outcome = handler(self.ctx, job)
+        except AuthenticationFailed as exc:
+            event(log, "job.credentials_rejected", logging.ERROR, job_id=job.id, kind=job.kind,
+                  error=str(exc))
+            outcome = Reschedule(run_at=job.db_now + timedelta(seconds=AUTH_RETRY_S),
+                                 reason="credentials rejected")
+        except PermanentError as exc:
+            outcome = Bury(error=str(exc))
+        except TransientError as exc:
+            outcome = self._retry_or_bury(job, exc)
+        except gevent.GreenletExit:
+            raise
+        except Exception as exc:
+            log.exception("job.crashed", extra={"fields": {"job_id": job.id, "kind": job.kind}})
+            outcome = self._retry_or_bury(job, TransientError(f"{type(exc).__name__}: {exc}"))
+        self._write(job, outcome)
+        metrics.JOBS.labels(job.kind, type(outcome).__name__.lower()).inc()
+        event(log, "job.finished", logging.DEBUG, job_id=job.id, kind=job.kind,
+              outcome=type(outcome).__name__, ms=round((time.perf_counter() - started) * 1000, 1))
+
+    def _retry_or_bury(self, job: Job, exc: TransientError) -> Outcome:
+        attempts = job.attempts + 1
+        delay = self.policy.decide(exc, attempts)
+        if delay is None:
+            return Bury(error=f"gave up after {attempts} attempts: {exc}")
+        event(log, "job.retry", logging.WARNING, job_id=job.id, kind=job.kind,
+              attempt=attempts, delay_s=round(delay, 2), error=str(exc))
+        return Retry(delay_s=delay, error=str(exc))
+
+    def _write(self, job: Job, outcome: Outcome) -> None:
+        try:
+            with self.ctx.db.connection() as conn:
+                ok = _write_outcome(conn, job, outcome)
+        except DatabaseUnavailable as exc:
+            # The lease runs out and the job is claimed again: nothing is lost.
+            event(log, "job.outcome_not_written", logging.WARNING, job_id=job.id,
+                  error=str(exc))
+            return
+        if not ok:
+            event(log, "job.lease_lost", logging.WARNING, job_id=job.id, kind=job.kind)
+        if isinstance(outcome, Bury):
+            metrics.DEAD_LETTERS.labels(job.kind).inc()
+            event(log, "job.dead", logging.ERROR, job_id=job.id, kind=job.kind,
+                  error=outcome.error)
+
+
+def _write_outcome(conn: Connection, job: Job, outcome: Outcome) -> bool:
+    if isinstance(outcome, Handled):
+        return True
+    if isinstance(outcome, Done):
+        return outbox.complete(conn, job)
+    if isinstance(outcome, Reschedule):
+        return outbox.reschedule(conn, job, run_at=outcome.run_at, patch=outcome.patch)
+    if isinstance(outcome, Retry):
+        return outbox.retry(conn, job, delay_s=outcome.delay_s, error=outcome.error)
+    assert isinstance(outcome, Bury)
+    return outbox.bury(conn, job, error=outcome.error)

@@ -1,0 +1,275 @@
+"""The send job: consent → pace → idempotency → Twilio create → record, exactly once.
+
+Exactly once rests on three things: the idempotency key is marked *in flight*
+(committed) before the create; a create that may have reached Twilio without an
+answer is looked up at Twilio before any resend; and the SID, the CXone SENT
+update and the job's completion are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from app import metrics
+from app.compliance import OPTED_OUT
+from app.consent import check_consent, record_consent
+from app.errors import AuthenticationFailed, PermanentError, TransientError
+from app.logs import event
+from app.receipts import apply_pending_receipts
+from app.status_sync import enqueue_cxone_update
+from app.statuses import OPT_OUT_ERROR, CxoneUpdate, error_message, failed_update
+from app.twilio_client import AMBIGUITY_WINDOW_S, TwilioMessage
+from db import audit, cxone_state, idempotency, messages, outbox, throttle
+from db.outbox import Job
+from worker.jobs import Done, Handled, JobContext, Outcome, Reschedule, iso, parse_iso
+
+log = logging.getLogger(__name__)
+
+# A send whose slot is at most this far away waits in its greenlet; a later
+# slot goes back to the queue (run_at = slot) so no greenlet is held for long.
+HOLD_MAX_S = 0.5
+# How far back an ambiguous attempt's message may have been created (clock skew).
+LOOKUP_SKEW_S = 120.0
+AUTH_RETRY_S = 60.0
+
+
+def handle_send(ctx: JobContext, job: Job) -> Outcome:
+    """Run one send job (kind ``send_sms``)."""
+    send = SendRequest(ctx, job)
+    if send.purpose == "reply":
+        with ctx.db.connection() as conn:
+            allowed, reason = check_consent(conn, ctx.settings.consent_mode, send.to)
+        if not allowed:
+            return _refuse(ctx, job, send, reason or "no consent")
+    paced = _pace(ctx, job, send)
+    if paced is not None:
+        return paced
+    return _send_once(ctx, job, send)
+
+
+class SendRequest:
+    """The parts of a send job's payload, with the sender and throttle key decided."""
+
+    def __init__(self, ctx: JobContext, job: Job) -> None:
+        p = job.payload
+        settings = ctx.settings
+        self.purpose: str = p.get("purpose", "reply")
+        self.message_id: str | None = p.get("message_id")
+        self.conversation_id: str | None = p.get("conversation_id")
+        self.to: str = p["to"]
+        self.body: str = p.get("body") or ""
+        self.media_urls: list[str] = list(p.get("media_urls") or [])
+        self.dispatch: int = int(p.get("dispatch") or 1)
+        self.source: str = p.get("source") or "poll"
+        pool = settings.sender_numbers
+        # A re-dispatch names its sender; otherwise the CXone `from`, when it is ours.
+        wanted = p["sender"] if "sender" in p else p.get("from")
+        self.sender: str | None = wanted if wanted in pool else None
+        if self.sender:
+            self.throttle_key = f"sender:{self.sender}"
+            self.spacing_s = 1.0 / settings.sender_mps
+        else:
+            self.throttle_key = f"service:{settings.twilio_messaging_service_sid}"
+            self.spacing_s = 1.0 / settings.effective_service_mps
+        identity = self.message_id or job.dedupe_key
+        self.idempotency_key = idempotency.key_for(identity, self.body, self.to, self.dispatch)
+
+
+# -- consent -------------------------------------------------------------------------------
+
+def _refuse(ctx: JobContext, job: Job, send: SendRequest, reason: str) -> Outcome:
+    code = "opted_out" if "opted out" in reason else "no_consent"
+    with ctx.db.transaction() as conn:
+        if send.message_id:
+            enqueue_cxone_update(conn, send.message_id, failed_update(code, reason))
+        audit.append(conn, "send.refused", source="consent", message_id=send.message_id,
+                     phone=send.to, to_state="FAILED", reason=reason)
+        outbox.complete(conn, job)
+    metrics.SENDS.labels("refused", code).inc()
+    event(log, "send.refused", message_id=send.message_id, to=send.to, reason=reason)
+    return Handled()
+
+
+# -- pacing --------------------------------------------------------------------------------
+
+def _pace(ctx: JobContext, job: Job, send: SendRequest) -> Outcome | None:
+    """Wait for this sender's slot; None when the send may start now."""
+    slot = parse_iso(job.payload.get("slot"))
+    if slot is None or job.payload.get("throttle_key") != send.throttle_key:
+        with ctx.db.connection() as conn:
+            reservation = throttle.reserve(conn, send.throttle_key, send.spacing_s)
+        if reservation.started:
+            return None
+        slot, wait = reservation.slot, (reservation.slot - reservation.db_now).total_seconds()
+    else:
+        wait = (slot - job.db_now).total_seconds()
+    _count_wait(send, wait)
+    if wait > HOLD_MAX_S:
+        return _back_to_queue(job, send, slot, "throttled")
+    while True:
+        if not ctx.sleep(wait):
+            return _back_to_queue(job, send, slot, "shutdown")
+        with ctx.db.connection() as conn:
+            taken = throttle.take(conn, send.throttle_key, send.spacing_s)
+        if taken.started:
+            return None
+        # The previous send of this sender started late: follow one spacing after it.
+        assert taken.free_at is not None
+        slot = taken.free_at
+        wait = max(0.001, (taken.free_at - taken.db_now).total_seconds())
+        if wait > HOLD_MAX_S:
+            return _back_to_queue(job, send, slot, "throttled")
+
+
+def _back_to_queue(job: Job, send: SendRequest, slot: datetime, reason: str) -> Reschedule:
+    return Reschedule(run_at=slot, reason=reason,
+                      patch={"slot": iso(slot), "throttle_key": send.throttle_key})
+
+
+def _count_wait(send: SendRequest, wait_s: float) -> None:
+    if wait_s > 0:
+        label = send.sender or "service"
+        metrics.THROTTLE_WAITS.labels(label).inc()
+        metrics.THROTTLE_WAIT_SECONDS.labels(label).inc(wait_s)
+
+
+# -- idempotency and the create ------------------------------------------------------------
+
+def _send_once(ctx: JobContext, job: Job, send: SendRequest) -> Outcome:
+    with ctx.db.connection() as conn:
+        known = idempotency.get(conn, send.idempotency_key)
+    if known is not None and known["state"] == "sent":
+        adopted = _message_from_record(known, send)
+        return _record_sent(ctx, job, send, adopted, adopted_from="idempotency")
+    if known is not None and known["state"] == "failed":
+        return Done()  # reported already; nothing to send
+    if known is not None:  # in flight: an earlier attempt may have reached Twilio
+        outcome = _resolve_ambiguous(ctx, job, send, known)
+        if outcome is not None:
+            return outcome
+    with ctx.db.connection() as conn:
+        started = idempotency.start(conn, send.idempotency_key, message_id=send.message_id,
+                                    to=send.to, from_=send.sender)
+    if started is None:  # another worker finished it a moment ago
+        return Reschedule(run_at=job.db_now, reason="idempotency key finished elsewhere")
+    try:
+        created = ctx.services.twilio.create_message(
+            to=send.to, body=send.body, from_=send.sender, media_urls=send.media_urls or None)
+    except AuthenticationFailed as exc:
+        _forget(ctx, send)
+        event(log, "twilio.credentials_rejected", logging.ERROR, error=str(exc))
+        return Reschedule(run_at=job.db_now + timedelta(seconds=AUTH_RETRY_S),
+                          reason="twilio credentials rejected")
+    except PermanentError as exc:
+        return _record_failed(ctx, job, send, exc)
+    except TransientError as exc:
+        if not exc.ambiguous:
+            _forget(ctx, send)  # certainly not created: no lookup needed next time
+        metrics.SENDS.labels("retry", exc.code or "").inc()
+        raise
+    return _record_sent(ctx, job, send, created, adopted_from=None)
+
+
+def _forget(ctx: JobContext, send: SendRequest) -> None:
+    with ctx.db.connection() as conn:
+        idempotency.forget(conn, send.idempotency_key)
+
+
+def _resolve_ambiguous(ctx: JobContext, job: Job, send: SendRequest,
+                       known: dict[str, Any]) -> Outcome | None:
+    """Look an earlier, unanswered create up at Twilio before sending again.
+
+    Waits until the earlier request can no longer be in flight, so "not found"
+    means it was never created.
+    """
+    started_at: datetime = known["started_at"]
+    ready_at = started_at + timedelta(seconds=AMBIGUITY_WINDOW_S)
+    if job.db_now < ready_at:
+        return Reschedule(run_at=ready_at, reason="waiting out an unanswered create")
+    found = ctx.services.twilio.find_messages(
+        to=send.to, from_=send.sender, since=started_at - timedelta(seconds=LOOKUP_SKEW_S))
+    candidates = [m for m in found if (m.body or "") == send.body]
+    if candidates:
+        with ctx.db.connection() as conn:
+            taken = messages.sids_taken(conn, [m.sid for m in candidates])
+        candidates = [m for m in candidates if m.sid not in taken]
+    if not candidates:
+        event(log, "send.lookup_not_found", message_id=send.message_id, to=send.to)
+        return None
+    # Oldest first: the earliest unclaimed match is the one our earlier attempt made.
+    candidates.sort(key=lambda m: m.date_created or started_at)
+    event(log, "send.lookup_found", message_id=send.message_id, sid=candidates[0].sid)
+    return _record_sent(ctx, job, send, candidates[0], adopted_from="lookup")
+
+
+def _message_from_record(known: dict[str, Any], send: SendRequest) -> TwilioMessage:
+    result = known.get("result") or {}
+    return TwilioMessage(sid=known["twilio_message_sid"], status=result.get("status", "accepted"),
+                         to=send.to, from_=result.get("from"), body=send.body, error_code=None,
+                         date_created=None)
+
+
+def _record_sent(ctx: JobContext, job: Job, send: SendRequest, created: TwilioMessage, *,
+                 adopted_from: str | None) -> Outcome:
+    """Store the SID, queue CXone SENT, finish the job: one transaction."""
+    sender = created.from_ or send.sender
+    with ctx.db.transaction() as conn:
+        messages.lock_sid(conn, created.sid)
+        idempotency.finish(conn, send.idempotency_key, state="sent", sid=created.sid,
+                           result={"status": created.status, "from": sender})
+        fresh = messages.insert_twilio_message(
+            conn, sid=created.sid, message_id=send.message_id,
+            conversation_id=send.conversation_id, purpose=send.purpose, dispatch=send.dispatch,
+            to=send.to, from_=sender, status=created.status, adopted=adopted_from == "lookup")
+        if send.purpose == "reply" and send.message_id and send.conversation_id:
+            messages.record_outbound(conn, conversation_id=send.conversation_id,
+                                     message_id=send.message_id, sid=created.sid,
+                                     status=created.status, to=send.to, from_=sender,
+                                     dispatch=send.dispatch)
+            enqueue_cxone_update(conn, send.message_id, CxoneUpdate("SENT"),
+                                 external_id=created.sid)
+            if sender:
+                cxone_state.remember_conversation(conn, customer=send.to, business=sender,
+                                                  conversation_id=send.conversation_id)
+        audit.append(conn, "send.adopted" if adopted_from else "send.created", source="worker",
+                     message_id=send.message_id, sid=created.sid, phone=send.to,
+                     to_state=created.status,
+                     details={"dispatch": send.dispatch, "sender": sender, "job_id": job.id,
+                              "adopted_from": adopted_from, "new_sid": fresh})
+        if not outbox.complete(conn, job):
+            event(log, "job.lease_lost", logging.WARNING, job_id=job.id, kind=job.kind)
+        apply_pending_receipts(conn, ctx.settings, created.sid)
+    metrics.SENDS.labels("adopted" if adopted_from else "sent", "").inc()
+    event(log, "send.created" if not adopted_from else "send.adopted", sid=created.sid,
+          message_id=send.message_id, to=send.to, sender=sender, dispatch=send.dispatch)
+    return Handled()
+
+
+def _record_failed(ctx: JobContext, job: Job, send: SendRequest, exc: PermanentError) -> Outcome:
+    """A create Twilio refused for good: CXone FAILED with Twilio's code; 21610 opts out."""
+    code = _int_or_none(exc.code)
+    with ctx.db.transaction() as conn:
+        idempotency.finish(conn, send.idempotency_key, state="failed", sid=None,
+                           result={"code": exc.code, "status": exc.status})
+        if send.message_id:
+            enqueue_cxone_update(conn, send.message_id,
+                                 failed_update(exc.code, error_message(code)))
+        if code == OPT_OUT_ERROR:
+            record_consent(conn, send.to, OPTED_OUT, source="twilio_21610",
+                           evidence={"message_id": send.message_id, "via": "create"})
+        audit.append(conn, "send.failed", source="twilio", message_id=send.message_id,
+                     phone=send.to, to_state="FAILED", reason=str(exc.code),
+                     details={"http_status": exc.status, "error": str(exc)[:300]})
+        outbox.complete(conn, job)
+    metrics.SENDS.labels("failed", str(exc.code or "")).inc()
+    event(log, "send.failed", message_id=send.message_id, to=send.to, code=exc.code)
+    return Handled()
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
