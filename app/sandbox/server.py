@@ -6,7 +6,9 @@ Both modes put the client's raw socket into the WSGI environ under
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +23,11 @@ log = logging.getLogger(__name__)
 
 class _QuietHandler(WSGIRequestHandler):
     """Werkzeug handler that exposes the socket and does not log every request."""
+
+    def setup(self) -> None:
+        super().setup()
+        with contextlib.suppress(OSError):  # see serve_forever: no Nagle stalls
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def make_environ(self) -> dict[str, Any]:
         environ = super().make_environ()
@@ -78,6 +85,13 @@ def serve_forever(app: Callable[..., Any], host: str, port: int) -> None:
     from gevent.pywsgi import WSGIHandler, WSGIServer
 
     class Handler(WSGIHandler):
+        def handle(self) -> None:
+            # pywsgi writes headers and body separately; with Nagle on, a keep-alive
+            # client waits ~40 ms for every answer.
+            with contextlib.suppress(OSError):
+                self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            super().handle()
+
         def get_environ(self) -> dict[str, Any]:
             env = super().get_environ()
             env[SOCKET_KEY] = self.socket
