@@ -77,6 +77,8 @@ class Settings:
     retry_base_s: float = 2.0
     retry_max_s: float = 300.0
     max_attempts: int = 5
+    twilio_timeout_s: float = 15.0
+    job_lease_s: float = 60.0
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -86,6 +88,15 @@ class Settings:
         if self.service_mps is not None:
             return self.service_mps
         return self.sender_mps * max(1, len(self.sender_numbers))
+
+    @property
+    def twilio_ambiguity_window_s(self) -> float:
+        """How long after an unanswered create a lookup can trust "not found".
+
+        Our request gave up after connect + read timeouts; Twilio then needs a
+        moment to list what it accepted.
+        """
+        return 2 * min(5.0, self.twilio_timeout_s) + self.twilio_timeout_s
 
     @property
     def receipts_url(self) -> str:
@@ -138,11 +149,17 @@ class Settings:
                                          minimum=60),
             retry_base_s=env.number("RETRY_BASE_S", cls.retry_base_s, float, minimum=0.01),
             retry_max_s=env.number("RETRY_MAX_S", cls.retry_max_s, float, minimum=0.01),
+            twilio_timeout_s=env.number("TWILIO_TIMEOUT_S", cls.twilio_timeout_s, float,
+                                        minimum=0.5, maximum=120),
+            job_lease_s=env.number("JOB_LEASE_S", cls.job_lease_s, float, minimum=2),
             log_level=env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
                                  upper=True),
         )
         if len(set(senders)) != len(senders):
             raise ConfigError("SENDER_NUMBERS", "lists the same number twice")
+        if settings.job_lease_s < settings.twilio_timeout_s + 1:
+            raise ConfigError("JOB_LEASE_S", "must be longer than TWILIO_TIMEOUT_S "
+                              "(a send must finish within its lease)")
         return settings
 
     def public_summary(self) -> dict[str, Any]:

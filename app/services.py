@@ -17,7 +17,7 @@ from db.pool import Database
 
 if TYPE_CHECKING:
     from app.cxone import CxoneClient
-    from app.twilio_client import TwilioGateway
+    from app.twilio_client import SignatureChecker, TwilioGateway
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,12 @@ class Services:
         from app.twilio_client import TwilioGateway
 
         return TwilioGateway(self.settings)
+
+    @cached_property
+    def twilio_validator(self) -> SignatureChecker:
+        from app.twilio_client import SignatureChecker
+
+        return SignatureChecker(self.settings.twilio_auth_token)
 
     def close(self) -> None:
         if not self._closed:

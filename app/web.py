@@ -43,8 +43,12 @@ def build_app(settings: Settings | None = None, *, services: Services | None = N
 
 def _register_blueprints(app: Flask) -> None:
     from app.health import bp as health_bp
+    from app.push import bp as push_bp
+    from app.webhooks import bp as webhooks_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(push_bp)
 
 
 def _register_error_handlers(app: Flask) -> None:

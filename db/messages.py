@@ -88,3 +88,12 @@ def mark_receipt_applied(conn: Connection, receipt_id: int) -> None:
 
 def receipts_of(conn: Connection, sids: list[str]) -> list[dict[str, Any]]:
     return conn.execute(Q["messages.receipts_of"], {"sids": sids}).fetchall()
+
+
+def insert_inbound(conn: Connection, *, sid: str, from_: str, to: str, keyword: str | None,
+                   num_media: int) -> bool:
+    """False when this MessageSid was received before."""
+    row = conn.execute(Q["messages.insert_inbound"], {
+        "sid": sid, "from": from_, "to": to, "keyword": keyword, "num_media": num_media}
+    ).fetchone()
+    return row is not None

@@ -21,23 +21,32 @@ class Reservation:
 
 @dataclass(frozen=True)
 class Take:
-    """The answer at a slot: ``started``, or wait until ``free_at``."""
+    """The answer at a slot: ``started``; else free at ``free_at`` or ``busy`` in flight."""
 
     started: bool
     free_at: datetime | None
+    busy: bool
     db_now: datetime
 
 
-def reserve(conn: Connection, key: str, spacing_s: float) -> Reservation:
-    row = conn.execute(Q["throttle.reserve"], {"key": key, "spacing_s": spacing_s}).fetchone()
+def reserve(conn: Connection, key: str, spacing_s: float, hold_s: float) -> Reservation:
+    row = conn.execute(Q["throttle.reserve"], {"key": key, "spacing_s": spacing_s,
+                                               "hold_s": hold_s}).fetchone()
     assert row is not None
     return Reservation(slot=row["slot"], started=bool(row["started"]), db_now=row["db_now"])
 
 
-def take(conn: Connection, key: str, spacing_s: float) -> Take:
-    row = conn.execute(Q["throttle.take"], {"key": key, "spacing_s": spacing_s}).fetchone()
+def take(conn: Connection, key: str, spacing_s: float, hold_s: float) -> Take:
+    row = conn.execute(Q["throttle.take"], {"key": key, "spacing_s": spacing_s,
+                                            "hold_s": hold_s}).fetchone()
     assert row is not None
-    return Take(started=bool(row["started"]), free_at=row["free_at"], db_now=row["db_now"])
+    return Take(started=bool(row["started"]), free_at=row["free_at"], busy=bool(row["busy"]),
+                db_now=row["db_now"])
+
+
+def answered(conn: Connection, key: str) -> None:
+    """The create of ``key`` that was in flight has ended (answered, failed or gave up)."""
+    conn.execute(Q["throttle.answered"], {"key": key})
 
 
 def next_slots(conn: Connection) -> list[dict[str, Any]]:

@@ -90,3 +90,49 @@ def db(database_url: str) -> Iterator[Database]:
     pool = Database(database_url, max_size=10, application_name="smsgw-test")
     yield pool
     pool.close()
+
+
+# -- the sandbox ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def _simulators() -> Iterator[tuple[object, object]]:
+    from app.sandbox import cxone_sim, twilio_sim
+    from app.sandbox.server import serve_in_thread
+    from tests.harness import CxoneSandbox, TwilioSandbox
+
+    cx = serve_in_thread(cxone_sim.create_app(cxone_sim.CxoneSimConfig()))
+    tw = serve_in_thread(twilio_sim.create_app(twilio_sim.TwilioSimConfig(step_delay_s=0.02)))
+    yield CxoneSandbox(cx), TwilioSandbox(tw)
+    cx.stop()
+    tw.stop()
+
+
+@pytest.fixture
+def cxone(_simulators):
+    """The CXone simulator, reset for this test."""
+    sim = _simulators[0]
+    sim.reset()
+    sim.delete("/_sandbox/faults")
+    return sim
+
+
+@pytest.fixture
+def twilio(_simulators):
+    """The Twilio simulator, reset for this test (callbacks every 20 ms)."""
+    sim = _simulators[1]
+    sim.reset()
+    sim.configure(step_delay_s=0.02, inbound_url=None)
+    return sim
+
+
+@pytest.fixture
+def processes() -> Iterator[list]:
+    """Gateway processes started by the test; all stopped at the end (logs kept on failure)."""
+    started: list = []
+    yield started
+    for proc in started:
+        if proc.alive():
+            try:
+                proc.terminate(timeout=15)
+            except Exception:  # a stuck process must not hide the test's own failure
+                proc.kill9()

@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[JobContext, Job], Outcome]
 
-LEASE_S = 60.0
 # Claim jobs due this soon and let each wait in its greenlet: sends land on their slot.
 LOOKAHEAD_S = 0.25
 MAX_IDLE_S = 1.0
@@ -75,8 +74,8 @@ class Dispatcher:
 
     def _claim(self, limit: int) -> list[Job]:
         with self.ctx.db.connection() as conn:
-            return outbox.claim(conn, worker=self.ctx.worker_id, limit=limit, lease_s=LEASE_S,
-                                lookahead_s=LOOKAHEAD_S)
+            return outbox.claim(conn, worker=self.ctx.worker_id, limit=limit,
+                                lease_s=self.ctx.settings.job_lease_s, lookahead_s=LOOKAHEAD_S)
 
     def _nothing_due(self) -> bool:
         with self.ctx.db.connection() as conn:

@@ -19,8 +19,6 @@ from worker.jobs import Done, JobContext, Outcome
 
 log = logging.getLogger(__name__)
 
-INBOUND_KIND = "cxone_inbound"
-
 
 def handle_cxone_inbound(ctx: JobContext, job: Job) -> Outcome:
     """Post one inbound SMS to CXone (kind ``cxone_inbound``)."""

@@ -17,11 +17,12 @@ from collections.abc import Callable
 import gevent
 
 from app.errors import DatabaseUnavailable
+from app.inbound import INBOUND_KIND
 from app.logs import event
 from app.services import Services
 from db import ops
 from worker.dispatcher import Dispatcher, Handler
-from worker.inbound_post import INBOUND_KIND, handle_cxone_inbound
+from worker.inbound_post import handle_cxone_inbound
 from worker.jobs import JobContext
 from worker.poller import run_poller
 from worker.send import handle_send

@@ -9,18 +9,19 @@ update and the job's completion are written in one transaction.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
 from app import metrics
 from app.compliance import OPTED_OUT
 from app.consent import check_consent, record_consent
-from app.errors import AuthenticationFailed, PermanentError, TransientError
+from app.errors import AuthenticationFailed, DatabaseUnavailable, PermanentError, TransientError
 from app.logs import event
 from app.receipts import apply_pending_receipts
 from app.status_sync import enqueue_cxone_update
 from app.statuses import OPT_OUT_ERROR, CxoneUpdate, error_message, failed_update
-from app.twilio_client import AMBIGUITY_WINDOW_S, TwilioMessage
+from app.twilio_client import TwilioMessage
 from db import audit, cxone_state, idempotency, messages, outbox, throttle
 from db.outbox import Job
 from worker.jobs import Done, Handled, JobContext, Outcome, Reschedule, iso, parse_iso
@@ -33,6 +34,7 @@ HOLD_MAX_S = 0.5
 # How far back an ambiguous attempt's message may have been created (clock skew).
 LOOKUP_SKEW_S = 120.0
 AUTH_RETRY_S = 60.0
+BUSY_POLL_S = 0.005
 
 
 def handle_send(ctx: JobContext, job: Job) -> Outcome:
@@ -46,7 +48,11 @@ def handle_send(ctx: JobContext, job: Job) -> Outcome:
     paced = _pace(ctx, job, send)
     if paced is not None:
         return paced
-    return _send_once(ctx, job, send)
+    try:
+        return _send_once(ctx, job, send)
+    finally:
+        if not send.sender_released:
+            _release_sender(ctx, send)
 
 
 class SendRequest:
@@ -73,6 +79,8 @@ class SendRequest:
         else:
             self.throttle_key = f"service:{settings.twilio_messaging_service_sid}"
             self.spacing_s = 1.0 / settings.effective_service_mps
+        self.hold_s = settings.twilio_timeout_s + 5.0
+        self.sender_released = False
         identity = self.message_id or job.dedupe_key
         self.idempotency_key = idempotency.key_for(identity, self.body, self.to, self.dispatch)
 
@@ -99,7 +107,7 @@ def _pace(ctx: JobContext, job: Job, send: SendRequest) -> Outcome | None:
     slot = parse_iso(job.payload.get("slot"))
     if slot is None or job.payload.get("throttle_key") != send.throttle_key:
         with ctx.db.connection() as conn:
-            reservation = throttle.reserve(conn, send.throttle_key, send.spacing_s)
+            reservation = throttle.reserve(conn, send.throttle_key, send.spacing_s, send.hold_s)
         if reservation.started:
             return None
         slot, wait = reservation.slot, (reservation.slot - reservation.db_now).total_seconds()
@@ -112,15 +120,35 @@ def _pace(ctx: JobContext, job: Job, send: SendRequest) -> Outcome | None:
         if not ctx.sleep(wait):
             return _back_to_queue(job, send, slot, "shutdown")
         with ctx.db.connection() as conn:
-            taken = throttle.take(conn, send.throttle_key, send.spacing_s)
+            taken = throttle.take(conn, send.throttle_key, send.spacing_s, send.hold_s)
         if taken.started:
             return None
-        # The previous send of this sender started late: follow one spacing after it.
+        if taken.busy:  # the previous create of this sender is still waiting for Twilio
+            wait = BUSY_POLL_S
+            continue
+        # Twilio answered the previous one late: follow one spacing after the answer.
         assert taken.free_at is not None
         slot = taken.free_at
         wait = max(0.001, (taken.free_at - taken.db_now).total_seconds())
         if wait > HOLD_MAX_S:
             return _back_to_queue(job, send, slot, "throttled")
+
+
+def _release_sender(ctx: JobContext, send: SendRequest, conn: Any = None) -> None:
+    """The create ended (answered, failed or never made): the sender is free again.
+
+    With ``conn`` it is part of the caller's transaction (which then sets
+    ``sender_released`` once committed).
+    """
+    if conn is not None:
+        throttle.answered(conn, send.throttle_key)
+        return
+    send.sender_released = True
+    try:
+        with ctx.db.connection() as own:
+            throttle.answered(own, send.throttle_key)
+    except DatabaseUnavailable:
+        pass  # its in-flight lease runs out instead
 
 
 def _back_to_queue(job: Job, send: SendRequest, slot: datetime, reason: str) -> Reschedule:
@@ -154,6 +182,7 @@ def _send_once(ctx: JobContext, job: Job, send: SendRequest) -> Outcome:
                                     to=send.to, from_=send.sender)
     if started is None:  # another worker finished it a moment ago
         return Reschedule(run_at=job.db_now, reason="idempotency key finished elsewhere")
+    event(log, "send.starting", logging.DEBUG, message_id=send.message_id, at=time.time())
     try:
         created = ctx.services.twilio.create_message(
             to=send.to, body=send.body, from_=send.sender, media_urls=send.media_urls or None)
@@ -165,9 +194,15 @@ def _send_once(ctx: JobContext, job: Job, send: SendRequest) -> Outcome:
     except PermanentError as exc:
         return _record_failed(ctx, job, send, exc)
     except TransientError as exc:
-        if not exc.ambiguous:
-            _forget(ctx, send)  # certainly not created: no lookup needed next time
         metrics.SENDS.labels("retry", exc.code or "").inc()
+        if exc.ambiguous and exc.status is not None:
+            # Twilio answered (5xx), so nothing is still in flight: look it up now.
+            found = _look_up(ctx, job, send, started)
+            if found is not None:
+                return found
+        elif exc.ambiguous:
+            raise  # no answer: the next attempt waits out the window, then looks it up
+        _forget(ctx, send)  # certainly not created: no lookup needed next time
         raise
     return _record_sent(ctx, job, send, created, adopted_from=None)
 
@@ -185,9 +220,15 @@ def _resolve_ambiguous(ctx: JobContext, job: Job, send: SendRequest,
     means it was never created.
     """
     started_at: datetime = known["started_at"]
-    ready_at = started_at + timedelta(seconds=AMBIGUITY_WINDOW_S)
+    ready_at = started_at + timedelta(seconds=ctx.settings.twilio_ambiguity_window_s)
     if job.db_now < ready_at:
         return Reschedule(run_at=ready_at, reason="waiting out an unanswered create")
+    return _look_up(ctx, job, send, started_at)
+
+
+def _look_up(ctx: JobContext, job: Job, send: SendRequest,
+             started_at: datetime) -> Outcome | None:
+    """Adopt the message an earlier attempt created, if Twilio has one; None if not."""
     found = ctx.services.twilio.find_messages(
         to=send.to, from_=send.sender, since=started_at - timedelta(seconds=LOOKUP_SKEW_S))
     candidates = [m for m in found if (m.body or "") == send.body]
@@ -216,6 +257,7 @@ def _record_sent(ctx: JobContext, job: Job, send: SendRequest, created: TwilioMe
     """Store the SID, queue CXone SENT, finish the job: one transaction."""
     sender = created.from_ or send.sender
     with ctx.db.transaction() as conn:
+        _release_sender(ctx, send, conn)
         messages.lock_sid(conn, created.sid)
         idempotency.finish(conn, send.idempotency_key, state="sent", sid=created.sid,
                            result={"status": created.status, "from": sender})
@@ -241,6 +283,7 @@ def _record_sent(ctx: JobContext, job: Job, send: SendRequest, created: TwilioMe
         if not outbox.complete(conn, job):
             event(log, "job.lease_lost", logging.WARNING, job_id=job.id, kind=job.kind)
         apply_pending_receipts(conn, ctx.settings, created.sid)
+    send.sender_released = True
     metrics.SENDS.labels("adopted" if adopted_from else "sent", "").inc()
     event(log, "send.created" if not adopted_from else "send.adopted", sid=created.sid,
           message_id=send.message_id, to=send.to, sender=sender, dispatch=send.dispatch)
@@ -251,6 +294,7 @@ def _record_failed(ctx: JobContext, job: Job, send: SendRequest, exc: PermanentE
     """A create Twilio refused for good: CXone FAILED with Twilio's code; 21610 opts out."""
     code = _int_or_none(exc.code)
     with ctx.db.transaction() as conn:
+        _release_sender(ctx, send, conn)
         idempotency.finish(conn, send.idempotency_key, state="failed", sid=None,
                            result={"code": exc.code, "status": exc.status})
         if send.message_id:
@@ -263,6 +307,7 @@ def _record_failed(ctx: JobContext, job: Job, send: SendRequest, exc: PermanentE
                      phone=send.to, to_state="FAILED", reason=str(exc.code),
                      details={"http_status": exc.status, "error": str(exc)[:300]})
         outbox.complete(conn, job)
+    send.sender_released = True
     metrics.SENDS.labels("failed", str(exc.code or "")).inc()
     event(log, "send.failed", message_id=send.message_id, to=send.to, code=exc.code)
     return Handled()

@@ -74,12 +74,14 @@ ALTER TABLE outbox SET (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02,
     autovacuum_vacuum_threshold = 200, autovacuum_analyze_scale_factor = 0.05,
     autovacuum_vacuum_cost_delay = 0);
 
--- Per-sender pacing (GCRA): tat is the next free slot to reserve; last_sent_at is
--- when the last send actually started (a late send pushes the next one back).
+-- Per-sender pacing. tat: the next free slot to reserve (GCRA). A send may start
+-- only when none of its sender is in flight and Twilio answered the previous one
+-- at least one spacing ago, so Twilio never sees two closer than the limit.
 CREATE TABLE throttle_state (
     key TEXT PRIMARY KEY,                       -- "sender:+1800…" or "service:MG…"
     tat TIMESTAMPTZ NOT NULL,
-    last_sent_at TIMESTAMPTZ,
+    in_flight_until TIMESTAMPTZ,                -- a create is in flight (lease, if its worker dies)
+    last_answered_at TIMESTAMPTZ,               -- when Twilio answered the previous create
     updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
 );
 ALTER TABLE throttle_state SET (fillfactor = 50, autovacuum_vacuum_scale_factor = 0.05);

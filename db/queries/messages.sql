@@ -80,3 +80,10 @@ UPDATE twilio_receipts SET applied_at = now() WHERE id = %(id)s;
 
 -- name: receipts_of
 SELECT * FROM twilio_receipts WHERE message_sid = ANY(%(sids)s) ORDER BY id;
+
+-- name: insert_inbound
+-- Inbound dedupe on MessageSid: Twilio may deliver the same webhook twice.
+INSERT INTO inbound_messages (message_sid, from_number, to_number, keyword, num_media)
+VALUES (%(sid)s, %(from)s, %(to)s, %(keyword)s, %(num_media)s)
+ON CONFLICT (message_sid) DO NOTHING
+RETURNING message_sid;

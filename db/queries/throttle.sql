@@ -1,38 +1,52 @@
--- Per-sender pacing across every worker process, in two steps:
--- 1. reserve: take the next free slot (GCRA: tat moves on by one spacing). When
---    the slot is due now and the last send is one spacing back, also start now.
--- 2. take: at a reserved slot, start only if the last actual send is one spacing
---    back (it may have started late); otherwise say how long to wait.
--- So no two sends of one key ever start closer than `spacing_s`, and a backlog
--- waits in the queue (run_at = its slot), never spinning.
+-- Per-sender pacing across every worker process.
+-- reserve: take the next free slot (GCRA: tat moves on by one spacing); when the
+--   slot is due now and the sender is free, also start the send now.
+-- take: at a reserved slot, start if the sender is free; otherwise say when.
+-- answered: Twilio answered (or the attempt ended): the sender is free again
+--   one spacing later.
+-- "Free" means no create of this sender in flight and the previous answer at
+-- least one spacing back. Measuring from the answer, not from our decision,
+-- keeps the spacing true at Twilio whatever the network or scheduling jitter.
+-- A backlog waits in the queue (run_at = its slot), never spinning.
 
 -- name: reserve
-INSERT INTO throttle_state AS t (key, tat, last_sent_at, updated_at)
-VALUES (%(key)s, now() + %(spacing_s)s * interval '1 second', now(), now())
+INSERT INTO throttle_state AS t (key, tat, in_flight_until, updated_at)
+VALUES (%(key)s, now() + %(spacing_s)s * interval '1 second',
+        now() + %(hold_s)s * interval '1 second', now())
 ON CONFLICT (key) DO UPDATE SET
     tat = GREATEST(t.tat, now()) + %(spacing_s)s * interval '1 second',
-    last_sent_at = CASE
+    in_flight_until = CASE
         WHEN t.tat <= now()
-         AND (t.last_sent_at IS NULL
-              OR t.last_sent_at <= now() - %(spacing_s)s * interval '1 second')
-        THEN now() ELSE t.last_sent_at END,
+         AND (t.in_flight_until IS NULL OR t.in_flight_until < now())
+         AND (t.last_answered_at IS NULL
+              OR t.last_answered_at <= now() - %(spacing_s)s * interval '1 second')
+        THEN now() + %(hold_s)s * interval '1 second' ELSE t.in_flight_until END,
     updated_at = now()
 RETURNING tat - %(spacing_s)s * interval '1 second' AS slot,
-          last_sent_at = now() AS started, now() AS db_now;
+          in_flight_until = now() + %(hold_s)s * interval '1 second' AS started,
+          now() AS db_now;
 
 -- name: take
 WITH taken AS (
-    UPDATE throttle_state SET last_sent_at = now(), updated_at = now()
+    UPDATE throttle_state SET in_flight_until = now() + %(hold_s)s * interval '1 second',
+                              updated_at = now()
     WHERE key = %(key)s
-      AND (last_sent_at IS NULL OR last_sent_at <= now() - %(spacing_s)s * interval '1 second')
+      AND (in_flight_until IS NULL OR in_flight_until < now())
+      AND (last_answered_at IS NULL
+           OR last_answered_at <= now() - %(spacing_s)s * interval '1 second')
     RETURNING key
 )
 SELECT EXISTS (SELECT 1 FROM taken) AS started,
-       (SELECT last_sent_at + %(spacing_s)s * interval '1 second'
+       (SELECT last_answered_at + %(spacing_s)s * interval '1 second'
         FROM throttle_state WHERE key = %(key)s) AS free_at,
+       (SELECT in_flight_until > now() FROM throttle_state WHERE key = %(key)s) AS busy,
        now() AS db_now;
 
+-- name: answered
+UPDATE throttle_state SET last_answered_at = now(), in_flight_until = NULL, updated_at = now()
+WHERE key = %(key)s;
+
 -- name: next_slots
-SELECT key, tat AS next_slot, last_sent_at,
+SELECT key, tat AS next_slot, last_answered_at, in_flight_until,
        GREATEST(EXTRACT(EPOCH FROM tat - now()), 0) AS backlog_s
 FROM throttle_state ORDER BY key;

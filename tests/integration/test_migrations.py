@@ -108,7 +108,7 @@ def test_failing_migration_is_reported_and_not_recorded(empty_database_url: str,
                                                         tmp_path) -> None:
     (tmp_path / "0001_ok.sql").write_text("CREATE TABLE a (x int);")
     (tmp_path / "0002_bad.sql").write_text("CREATE TABLE b (x nosuchtype);")
-    with pytest.raises(migrate.MigrationError, match="0002_bad.sql failed"):
+    with pytest.raises(migrate.MigrationError, match=r"0002_bad\.sql failed"):
         migrate.migrate(empty_database_url, migrate.discover(tmp_path))
     with psycopg.connect(empty_database_url) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]

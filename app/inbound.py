@@ -1,0 +1,72 @@
+"""Inbound texts: dedupe, keywords and consent, then the CXone post through the outbox.
+
+Database work only (the web process answers Twilio at once); the worker posts
+to CXone. HELP gets HELP_REPLY through the normal, paced outbound path unless
+Twilio's Advanced Opt-Out already answered it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.compliance import HELP, classify_keyword, consent_status_for
+from app.config import Settings
+from app.consent import record_consent
+from app.logs import event
+from app.outbound import SEND_KIND
+from db import audit, messages, outbox
+from db.pool import Connection
+
+log = logging.getLogger(__name__)
+
+INBOUND_KIND = "cxone_inbound"
+
+
+@dataclass(frozen=True)
+class InboundText:
+    """A customer's text as Twilio's inbound webhook describes it."""
+
+    sid: str
+    from_: str
+    to: str
+    body: str
+    media: list[dict[str, str]] = field(default_factory=list)
+    opt_out_type: str | None = None
+
+
+def record_inbound_text(conn: Connection, settings: Settings, text: InboundText) -> str:
+    """Store one inbound text inside the caller's transaction; what happened."""
+    keyword = classify_keyword(text.body, text.opt_out_type)
+    if not messages.insert_inbound(conn, sid=text.sid, from_=text.from_, to=text.to,
+                                   keyword=keyword, num_media=len(text.media)):
+        return "duplicate"
+    status = consent_status_for(keyword) if keyword else None
+    if status:
+        record_consent(conn, text.from_, status,
+                       source="opt_out_type" if text.opt_out_type else "keyword",
+                       evidence={"sid": text.sid, "to": text.to, "keyword": text.body.strip()[:20],
+                                 "opt_out_type": text.opt_out_type})
+    outbox.enqueue(conn, INBOUND_KIND, f"inbound:{text.sid}", _post_payload(text),
+                   ordering_key=f"inbound:{text.from_}:{text.to}")
+    if keyword == HELP and (text.opt_out_type or "").upper() != "HELP":
+        _enqueue_help_reply(conn, settings, text)
+    audit.append(conn, "inbound.received", source="twilio", sid=text.sid, phone=text.from_,
+                 to_state="received", reason=keyword,
+                 details={"to": text.to, "num_media": len(text.media)})
+    event(log, "inbound.received", sid=text.sid, from_number=text.from_, to=text.to,
+          keyword=keyword)
+    return keyword or "received"
+
+
+def _post_payload(text: InboundText) -> dict[str, Any]:
+    return {"sid": text.sid, "from": text.from_, "to": text.to, "body": text.body,
+            "media": text.media}
+
+
+def _enqueue_help_reply(conn: Connection, settings: Settings, text: InboundText) -> None:
+    payload = {"purpose": "help", "to": text.from_, "from": text.to, "body": settings.help_reply,
+               "in_reply_to": text.sid, "dispatch": 1, "source": "help"}
+    outbox.enqueue(conn, SEND_KIND, f"help:{text.sid}", payload,
+                   ordering_key=f"help:{text.from_}")

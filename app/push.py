@@ -1,0 +1,56 @@
+"""``POST /cxone/outbound``: push mode, a Studio flow posts agent replies here.
+
+Bearer CXONE_WEBHOOK_TOKEN (constant-time compare; 401 otherwise; 404 when the
+variable is unset). The Message is validated (400 naming the bad field) and
+enqueued with the poller's dedupe key, so push and poll never send twice.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, request
+
+from app.outbound import InvalidMessage, enqueue_reply, parse_reply
+from app.services import Services
+
+bp = Blueprint("cxone_push", __name__)
+
+
+def bearer_matches(header: str | None, expected: str) -> bool:
+    """Constant-time check of ``Authorization: Bearer <expected>``."""
+    scheme, _, token = (header or "").partition(" ")
+    candidate = token.strip() if scheme.lower() == "bearer" else ""
+    return hmac.compare_digest(candidate.encode(), expected.encode())
+
+
+@bp.post("/cxone/outbound")
+def push_outbound() -> Any:
+    services: Services = current_app.extensions["services"]
+    expected = services.settings.cxone_webhook_token
+    if not expected:
+        abort(404)
+    if not bearer_matches(request.headers.get("Authorization"), expected):
+        response = jsonify({"error": "unauthorized", "message": "bearer token required"})
+        response.headers["WWW-Authenticate"] = 'Bearer realm="cxone-push"'
+        return response, 401
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return jsonify({"error": "bad_request",
+                        "message": "body must be a JSON object (Content-Type: application/json)"}
+                       ), 400
+    if data.get("status") not in (None, "", "PENDING"):
+        return _invalid("status", "must be PENDING (only new agent replies are sent)")
+    try:
+        reply = parse_reply(data)
+    except InvalidMessage as exc:
+        return _invalid(exc.field, exc.reason)
+    with services.db.transaction() as conn:
+        new = enqueue_reply(conn, reply, source="push")
+    return jsonify({"status": "accepted", "id": reply.message_id, "duplicate": not new}), 202
+
+
+def _invalid(field: str, reason: str) -> Any:
+    return jsonify({"error": "invalid_message", "field": field,
+                    "message": f"{field} {reason}"}), 400

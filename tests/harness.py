@@ -1,0 +1,210 @@
+"""Test harness: the simulators over real HTTP, and gateway processes as subprocesses.
+
+Tests drive the gateway the way an operator and the outside systems do: the
+environment of DESIGN §5, ``python -m worker``, gunicorn, and the simulators'
+HTTP APIs. Nothing here reaches into the gateway's internals.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+from app.sandbox import defaults
+from app.sandbox.server import RunningServer
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1,
+             message: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
+
+
+@dataclass
+class Simulator:
+    """A running simulator and a small client for its control API."""
+
+    server: RunningServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        response = requests.get(self.url + path, timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: Any = None) -> Any:
+        response = requests.post(self.url + path, json=body if body is not None else {},
+                                 timeout=10)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def delete(self, path: str) -> None:
+        requests.delete(self.url + path, timeout=10).raise_for_status()
+
+
+@dataclass
+class CxoneSandbox(Simulator):
+    def reply(self, to: str, body: str, *, from_: str = defaults.SENDER_NUMBERS[0],
+              **extra: Any) -> dict[str, Any]:
+        """Write one agent reply (OUTBOUND, PENDING) in CXone."""
+        item = {"to": to, "from": from_, "body": body, **extra}
+        return self.post("/_sandbox/replies", item)["items"][0]  # type: ignore[no-any-return]
+
+    def replies(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self.post("/_sandbox/replies", {"items": items})["items"]  # type: ignore[no-any-return]
+
+    def message(self, message_id: str) -> dict[str, Any]:
+        return self.get(f"/_sandbox/messages/{message_id}")  # type: ignore[no-any-return]
+
+    def statuses(self, message_id: str) -> list[str]:
+        """Every status PUT CXone accepted for the message, in order."""
+        return [u["body"]["status"] for u in self.message(message_id)["statusUpdates"]
+                if u["response_status"] in (200, 204)]
+
+    def fault(self, **rule: Any) -> None:
+        self.post("/_sandbox/faults", rule)
+
+    def reset(self) -> None:
+        self.post("/_sandbox/reset")
+
+
+@dataclass
+class TwilioSandbox(Simulator):
+    def messages(self) -> list[dict[str, Any]]:
+        return self.get("/_sandbox/messages")["messages"]  # type: ignore[no-any-return]
+
+    def creates(self) -> list[dict[str, Any]]:
+        return self.get("/_sandbox/creates")["creates"]  # type: ignore[no-any-return]
+
+    def destination(self, to: str, **rule: Any) -> None:
+        self.post("/_sandbox/destinations", {"to": to, **rule})
+
+    def fault(self, **rule: Any) -> None:
+        self.post("/_sandbox/faults", rule)
+
+    def configure(self, **config: Any) -> None:
+        self.post("/_sandbox/config", config)
+
+    def reset(self) -> None:
+        self.post("/_sandbox/reset")
+        self.delete("/_sandbox/destinations")
+        self.delete("/_sandbox/faults")
+
+
+def gateway_env(database_url: str, cxone: Simulator, twilio: Simulator, *,
+                public_base_url: str, **overrides: Any) -> dict[str, str]:
+    """The environment of DESIGN §5 for gateway processes under test."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DATABASE_URL": database_url,
+        "CXONE_API_BASE_URL": cxone.url,
+        "CXONE_TOKEN_URL": cxone.url + "/auth/token",
+        "CXONE_CLIENT_ID": defaults.CXONE_CLIENT_ID,
+        "CXONE_CLIENT_SECRET": defaults.CXONE_CLIENT_SECRET,
+        "TWILIO_API_BASE_URL": twilio.url,
+        "TWILIO_ACCOUNT_SID": defaults.TWILIO_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": defaults.TWILIO_AUTH_TOKEN,
+        "TWILIO_MESSAGING_SERVICE_SID": defaults.TWILIO_MESSAGING_SERVICE_SID,
+        "PUBLIC_BASE_URL": public_base_url,
+        "SENDER_NUMBERS": ",".join(defaults.SENDER_NUMBERS),
+        "SENDER_MPS": "50",
+        "CONSENT_MODE": "opt-out",
+        "POLL_INTERVAL_S": "0.2",
+        "RETRY_BASE_S": "0.2",
+        "RETRY_MAX_S": "2",
+        "RETRY_30008_DELAY_S": "1",
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+@dataclass
+class Process:
+    """A gateway process under test; its output goes to a log file we can read."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    _log: Any = field(repr=False)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait; the exit status."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout=timeout)
+        finally:
+            self._log.close()
+
+    def kill9(self) -> None:
+        os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
+        self._log.close()
+
+
+def start_process(name: str, args: list[str], env: dict[str, str]) -> Process:
+    log_file = tempfile.NamedTemporaryFile(prefix=f"smsgw-{name}-", suffix=".log", delete=False)
+    popen = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    return Process(name=name, popen=popen, log_path=Path(log_file.name), _log=log_file)
+
+
+def start_worker(env: dict[str, str], *args: str, name: str = "worker") -> Process:
+    return start_process(name, [sys.executable, "-m", "worker", *args], env)
+
+
+def start_web(env: dict[str, str], port: int, *, workers: int = 2) -> Process:
+    """gunicorn with gevent workers, as the Procfile runs it; waits for /healthz."""
+    web_env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    proc = start_process("web", [gunicorn, "-k", "gevent", "app:create_app()"], web_env)
+
+    def healthy() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"web exited early:\n{proc.output()[-3000:]}")
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    wait_for(healthy, timeout=30, message="web /healthz")
+    return proc
