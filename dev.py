@@ -28,7 +28,7 @@ DEMO_CUSTOMER = "+14155550123"
 
 
 def main(argv: list[str]) -> int:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py itself may run on an older python3
         print("dev.py: Python 3.11 or newer is needed", file=sys.stderr)
         return 2
     if not argv or argv[0] not in ("demo", "test"):

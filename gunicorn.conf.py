@@ -20,7 +20,7 @@ accesslog = None  # request logs come from the app as JSON lines, numbers masked
 control_socket_disable = True
 
 
-def on_starting(server):  # noqa: ARG001 - gunicorn hook signature
+def on_starting(server):  # gunicorn passes the arbiter
     """Validate the configuration once, in the master, before any worker starts.
 
     A bad value stops gunicorn with one line naming the variable (no traceback).
