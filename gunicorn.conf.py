@@ -35,6 +35,12 @@ def on_starting(server):  # gunicorn passes the arbiter
     except ConfigError as exc:
         print(f"web: configuration error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(78) from None
+    # prometheus-client multiprocess mode: every worker writes its samples here and
+    # /metrics adds them up. A fresh directory per start: no stale samples.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="smsgw-metrics-")
     if not settings.database_url:
         from db.embedded import EmbeddedUnavailable, resolve_database_url
 
@@ -43,3 +49,10 @@ def on_starting(server):  # gunicorn passes the arbiter
         except EmbeddedUnavailable as exc:
             print(f"web: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(78) from None
+
+
+def child_exit(server, worker):  # gunicorn passes the arbiter and the dead worker
+    """Drop a dead worker's live-gauge files (prometheus-client multiprocess mode)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -79,6 +79,9 @@ class Settings:
     max_attempts: int = 5
     twilio_timeout_s: float = 15.0
     job_lease_s: float = 60.0
+    outbox_retention_s: float = 7 * 86400.0
+    dedupe_retention_s: float = 30 * 86400.0
+    metrics_port: int | None = None
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -146,12 +149,17 @@ class Settings:
             worker_concurrency=env.number("WORKER_CONCURRENCY", cls.worker_concurrency, int,
                                           minimum=1, maximum=500),
             receipt_max_age_s=env.number("RECEIPT_MAX_AGE_S", cls.receipt_max_age_s, float,
-                                         minimum=60),
+                                         minimum=1),
             retry_base_s=env.number("RETRY_BASE_S", cls.retry_base_s, float, minimum=0.01),
             retry_max_s=env.number("RETRY_MAX_S", cls.retry_max_s, float, minimum=0.01),
             twilio_timeout_s=env.number("TWILIO_TIMEOUT_S", cls.twilio_timeout_s, float,
                                         minimum=0.5, maximum=120),
             job_lease_s=env.number("JOB_LEASE_S", cls.job_lease_s, float, minimum=2),
+            outbox_retention_s=env.number("OUTBOX_RETENTION_S", cls.outbox_retention_s, float,
+                                          minimum=60),
+            dedupe_retention_s=env.number("DEDUPE_RETENTION_S", cls.dedupe_retention_s, float,
+                                          minimum=86400),
+            metrics_port=env.number("METRICS_PORT", None, int, minimum=1, maximum=65535),
             log_level=env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
                                  upper=True),
         )

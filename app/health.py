@@ -1,15 +1,38 @@
-"""``/healthz``: the process is up and serving."""
+"""``/healthz`` (alive), ``/readyz`` (ready, with every check) and ``/metrics``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, current_app, jsonify
+
+from app import metrics
+from app.readiness import readiness
+from app.services import Services
 
 bp = Blueprint("health", __name__)
+
+
+def _services() -> Services:
+    services: Services = current_app.extensions["services"]
+    return services
 
 
 @bp.get("/healthz")
 def healthz() -> Any:
     """Liveness only: no database call, so a slow database never restarts the web process."""
     return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Any:
+    """Database, migrations, worker heartbeats, queue lag, dead letters, webhooks, TLS."""
+    report = readiness(_services())
+    return jsonify(report), 200 if report["ready"] else 503
+
+
+@bp.get("/metrics")
+def metrics_endpoint() -> Response:
+    """Prometheus text format: this process's (or every gunicorn worker's) samples + queues."""
+    body, content_type = metrics.render(_services())
+    return Response(body, content_type=content_type)

@@ -8,7 +8,19 @@ mode). Queue figures come from Postgres at scrape time (see app.health).
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20)
 
@@ -44,3 +56,66 @@ CXONE_UPDATES = Counter(
 def observe_call(system: str, operation: str, seconds: float) -> None:
     """Record the latency of one call to an outside system."""
     OUTSIDE_CALL_SECONDS.labels(system, operation).observe(seconds)
+
+
+class QueueCollector:
+    """Figures read from Postgres at scrape time: the same in every process."""
+
+    def __init__(self, services: Any) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        from app.errors import DatabaseUnavailable
+        from db import admin, ops, throttle
+
+        up = GaugeMetricFamily("smsgw_database_up", "1 when Postgres answered this scrape")
+        try:
+            with self.services.db.connection() as conn:
+                depth = admin.queue_depth(conn)
+                lag = admin.oldest_runnable_s(conn)
+                workers = ops.live_workers(conn, 30.0)
+                slots = throttle.next_slots(conn)
+                webhook = admin.last_webhook_s(conn)
+        except DatabaseUnavailable:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        jobs = GaugeMetricFamily("smsgw_queue_jobs", "Jobs by kind and state",
+                                 labels=["kind", "state"])
+        dead = GaugeMetricFamily("smsgw_dead_letter_jobs", "Jobs in the dead-letter state",
+                                 labels=["kind"])
+        for row in depth:
+            jobs.add_metric([row["kind"], row["state"]], row["jobs"])
+            if row["state"] == "dead":
+                dead.add_metric([row["kind"]], row["jobs"])
+        yield jobs
+        yield dead
+        yield GaugeMetricFamily("smsgw_queue_oldest_runnable_seconds",
+                                "Age of the oldest job that could run now", value=lag or 0.0)
+        yield GaugeMetricFamily("smsgw_workers_live", "Worker processes with a fresh heartbeat",
+                                value=len(workers))
+        backlog = GaugeMetricFamily("smsgw_sender_backlog_seconds",
+                                    "How far ahead a sender's next free slot is",
+                                    labels=["sender"])
+        for row in slots:
+            backlog.add_metric([row["key"]], float(row["backlog_s"]))
+        yield backlog
+        if webhook is not None:
+            yield GaugeMetricFamily("smsgw_last_webhook_age_seconds",
+                                    "Seconds since Twilio last called a webhook", value=webhook)
+
+
+def render(services: Any) -> tuple[bytes, str]:
+    """The Prometheus text exposition of this process (or all gunicorn workers) plus queues."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        for collector in (OUTSIDE_CALL_SECONDS, SENDS, RECEIPTS, WEBHOOK_SECONDS, THROTTLE_WAITS,
+                          THROTTLE_WAIT_SECONDS, CONSENT_CHANGES, DEAD_LETTERS, JOBS,
+                          CXONE_UPDATES):
+            registry.register(collector)
+    registry.register(QueueCollector(services))  # type: ignore[arg-type]
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -8,9 +8,12 @@ traceback.
 from __future__ import annotations
 
 import logging
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from flask import Flask, jsonify
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from app.config import Settings, load_dotenv_file
@@ -33,15 +36,30 @@ def build_app(settings: Settings | None = None, *, services: Services | None = N
             configure_logging(settings.log_level, process_name="web")
         services = build_services(settings, process_name="web")
     app = Flask("app")
+    app.json = _JsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["services"] = services
     _register_blueprints(app)
     _register_error_handlers(app)
     return app
 
 
+class _JsonProvider(DefaultJSONProvider):
+    """ISO 8601 dates and plain numbers (Postgres numerics) in every JSON answer."""
+
+    sort_keys = False
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        if isinstance(o, datetime | date):
+            return o.isoformat()
+        if isinstance(o, Decimal):
+            return float(o)
+        return DefaultJSONProvider.default(o)
+
+
 def _register_blueprints(app: Flask) -> None:
+    from app.admin import bp as admin_bp
     from app.health import bp as health_bp
     from app.push import bp as push_bp
     from app.webhooks import bp as webhooks_bp
@@ -49,6 +67,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(push_bp)
+    app.register_blueprint(admin_bp)
 
 
 def _register_error_handlers(app: Flask) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg.rows import tuple_row
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant will do; it only has to be the same for every release process.
@@ -62,10 +63,11 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 def applied_versions(conn: psycopg.Connection) -> dict[str, str]:
     """version → checksum of the migrations recorded in the database."""
-    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    cur = conn.cursor(row_factory=tuple_row)  # works on pooled (dict-row) connections too
+    exists = cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
     if not exists or not exists[0]:
         return {}
-    rows = conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+    rows = cur.execute("SELECT version, checksum FROM schema_migrations").fetchall()
     return {row[0]: row[1] for row in rows}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from db.pool import Connection
@@ -18,3 +19,10 @@ def worker_stopped(conn: Connection, worker_id: str) -> None:
 
 def live_workers(conn: Connection, fresh_s: float) -> list[dict[str, Any]]:
     return conn.execute(Q["ops.live_workers"], {"fresh_s": fresh_s}).fetchall()
+
+
+def now(conn: Connection) -> datetime:
+    """The database's clock (the one every lease, slot and age is measured with)."""
+    row = conn.execute(Q["ops.now"]).fetchone()
+    assert row is not None
+    return row["now"]  # type: ignore[no-any-return]

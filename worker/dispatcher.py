@@ -20,7 +20,7 @@ from app import metrics
 from app.errors import AuthenticationFailed, DatabaseUnavailable, PermanentError, TransientError
 from app.logs import event
 from app.retry import RetryPolicy
-from db import outbox
+from db import audit, outbox
 from db.outbox import Job
 from db.pool import Connection
 from worker.jobs import Bury, Done, Handled, JobContext, Outcome, Reschedule, Retry
@@ -151,8 +151,10 @@ class Dispatcher:
 
     def _write(self, job: Job, outcome: Outcome) -> None:
         try:
-            with self.ctx.db.connection() as conn:
+            with self.ctx.db.transaction() as conn:
                 ok = _write_outcome(conn, job, outcome)
+                if ok and isinstance(outcome, Retry | Bury):
+                    _audit_failure(conn, job, outcome)
         except DatabaseUnavailable as exc:
             # The lease runs out and the job is claimed again: nothing is lost.
             event(log, "job.outcome_not_written", logging.WARNING, job_id=job.id,
@@ -164,6 +166,17 @@ class Dispatcher:
             metrics.DEAD_LETTERS.labels(job.kind).inc()
             event(log, "job.dead", logging.ERROR, job_id=job.id, kind=job.kind,
                   error=outcome.error)
+
+
+def _audit_failure(conn: Connection, job: Job, outcome: Retry | Bury) -> None:
+    """Every retry and every dead letter goes into the message's trace."""
+    retry = isinstance(outcome, Retry)
+    audit.append(conn, "job.retry" if retry else "job.dead", source="worker",
+                 message_id=job.payload.get("message_id"),
+                 sid=job.payload.get("sid"), to_state="queued" if retry else "dead",
+                 reason=outcome.error[:500],
+                 details={"job_id": job.id, "kind": job.kind, "attempt": job.attempts + 1,
+                          **({"delay_s": round(outcome.delay_s, 2)} if retry else {})})
 
 
 def _write_outcome(conn: Connection, job: Job, outcome: Outcome) -> bool:

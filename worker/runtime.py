@@ -13,6 +13,7 @@ import signal
 import socket
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import gevent
 
@@ -22,9 +23,11 @@ from app.logs import event
 from app.services import Services
 from db import ops
 from worker.dispatcher import Dispatcher, Handler
+from worker.housekeeping import run_housekeeping
 from worker.inbound_post import handle_cxone_inbound
 from worker.jobs import JobContext
 from worker.poller import run_poller
+from worker.reconciler import run_reconciler
 from worker.send import handle_send
 from worker.status_push import handle_cxone_status
 
@@ -63,6 +66,10 @@ class Worker:
         background = [gevent.spawn(self._heartbeat_loop), gevent.spawn(self._listen_loop)]
         if self.poll:
             background.append(gevent.spawn(self._guard, "poller", run_poller))
+        if not self.burst:
+            background.append(gevent.spawn(self._guard, "reconciler", run_reconciler))
+            background.append(gevent.spawn(self._guard, "housekeeping", run_housekeeping))
+        metrics_server = self._serve_metrics()
         dispatcher = gevent.spawn(self.dispatcher.run)
         dispatcher.join()
         self.ctx.stopping.set()
@@ -72,6 +79,8 @@ class Worker:
             self.dispatcher.kill_remaining()
         gevent.joinall(background, timeout=5)
         gevent.killall([g for g in background if not g.dead], timeout=2)
+        if metrics_server is not None:
+            metrics_server.stop(timeout=1)
         self._mark_stopped()
         self.services.close()
         event(log, "worker.stopped", worker_id=self.worker_id, clean=finished)
@@ -89,6 +98,28 @@ class Worker:
             os._exit(1)
         event(log, "worker.stopping", worker_id=self.worker_id)
         self.stop()
+
+    def _serve_metrics(self) -> Any:
+        """/metrics and /healthz on METRICS_PORT, when set (a worker has no web port)."""
+        port = self.services.settings.metrics_port
+        if not port:
+            return None
+        from gevent.pywsgi import WSGIServer
+
+        from app import metrics
+
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            if environ.get("PATH_INFO") == "/metrics":
+                body, content_type = metrics.render(self.services)
+                start_response("200 OK", [("Content-Type", content_type)])
+                return [body]
+            start_response("404 Not Found", [("Content-Type", "application/json")])
+            return [b'{"error": "not_found"}']
+
+        server = WSGIServer(("0.0.0.0", port), app, log=None)
+        server.start()
+        event(log, "worker.metrics_listening", port=port)
+        return server
 
     def _guard(self, role: str, loop: Callable[[JobContext], None]) -> None:
         """Keep a role's loop alive: a crash is logged and the loop restarts."""

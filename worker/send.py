@@ -40,6 +40,10 @@ BUSY_POLL_S = 0.005
 def handle_send(ctx: JobContext, job: Job) -> Outcome:
     """Run one send job (kind ``send_sms``)."""
     send = SendRequest(ctx, job)
+    with ctx.db.connection() as conn:
+        audit.append(conn, "send.claimed", source="worker", message_id=send.message_id,
+                     phone=send.to, details={"job_id": job.id, "claim": job.claims,
+                                             "worker": ctx.worker_id, "dispatch": send.dispatch})
     if send.purpose == "reply":
         with ctx.db.connection() as conn:
             allowed, reason = check_consent(conn, ctx.settings.consent_mode, send.to)
@@ -167,7 +171,13 @@ def _count_wait(send: SendRequest, wait_s: float) -> None:
 
 def _send_once(ctx: JobContext, job: Job, send: SendRequest) -> Outcome:
     with ctx.db.connection() as conn:
+        mapped = messages.state_of_message(conn, send.message_id) if send.message_id else None
         known = idempotency.get(conn, send.idempotency_key)
+    if mapped is not None and int(mapped["attempts"]) >= send.dispatch:
+        # Seed §1: a mapping exists, so this dispatch happened; never send it again.
+        event(log, "send.already_mapped", message_id=send.message_id,
+              sid=mapped["twilio_message_sid"])
+        return Done()
     if known is not None and known["state"] == "sent":
         adopted = _message_from_record(known, send)
         return _record_sent(ctx, job, send, adopted, adopted_from="idempotency")
@@ -175,6 +185,11 @@ def _send_once(ctx: JobContext, job: Job, send: SendRequest) -> Outcome:
         return Done()  # reported already; nothing to send
     if known is not None:  # in flight: an earlier attempt may have reached Twilio
         outcome = _resolve_ambiguous(ctx, job, send, known)
+        if outcome is not None:
+            return outcome
+    elif job.payload.get("lookup_first"):
+        # A replayed dead letter: Twilio may hold it although we recorded nothing.
+        outcome = _look_up(ctx, job, send, job.created_at)
         if outcome is not None:
             return outcome
     with ctx.db.connection() as conn:

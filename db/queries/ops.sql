@@ -18,3 +18,6 @@ ORDER BY worker_id;
 
 -- name: forget_old_workers
 DELETE FROM worker_heartbeats WHERE beat_at < now() - interval '7 days';
+
+-- name: now
+SELECT now() AS now;

@@ -1,0 +1,149 @@
+"""What an operator does at 3 a.m.: status, dead letters, trace, consent import/export.
+
+Plain functions over a connection, shared by the CLI (``smsgw``) and the
+admin API (``/admin/...``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from app.compliance import OPTED_IN, OPTED_OUT
+from app.config import is_e164
+from app.consent import record_consent
+from db import admin, audit, consent, messages, ops, outbox, throttle
+from db import migrate as migrations
+from db import reconcile as reconcile_q
+from db.pool import Connection
+
+WORKER_STALE_S = 30.0
+CONSENT_CSV_FIELDS = ("phone_number", "status", "scope", "source", "updated_at")
+
+
+def queue_status(conn: Connection) -> dict[str, Any]:
+    """Queue depth by kind and state, lag, dead letters, workers, senders' next slots."""
+    return {
+        "queue": admin.queue_depth(conn),
+        "oldest_runnable_s": admin.oldest_runnable_s(conn),
+        "dead_letters": admin.dead_count(conn),
+        "workers": ops.live_workers(conn, WORKER_STALE_S),
+        "senders": throttle.next_slots(conn),
+        "last_webhook_s": admin.last_webhook_s(conn),
+        "reconciler": reconcile_q.runs(conn),
+        "pending_migrations": [m.version for m in migrations.pending(conn)],
+    }
+
+
+def dead_letters(conn: Connection, *, kind: str | None = None, error: str | None = None,
+                 limit: int = 100) -> list[dict[str, Any]]:
+    return admin.dead_letters(conn, kind=kind, error=error, limit=limit)
+
+
+def replay(conn: Connection, ids: list[int], *, source: str) -> list[dict[str, Any]]:
+    """Queue dead letters again. A send first looks Twilio up, so it is never sent twice."""
+    replayed = admin.replay(conn, ids)
+    for job in replayed:
+        audit.append(conn, "job.replayed", source=source, message_id=job["message_id"],
+                     from_state="dead", to_state="queued",
+                     details={"job_id": job["id"], "kind": job["kind"]})
+    return replayed
+
+
+def discard(conn: Connection, ids: list[int], *, source: str) -> list[dict[str, Any]]:
+    """Give up on dead letters for good (kept as done, with the reason)."""
+    discarded = admin.discard(conn, ids)
+    for job in discarded:
+        audit.append(conn, "job.discarded", source=source, message_id=job["message_id"],
+                     from_state="dead", to_state="discarded",
+                     details={"job_id": job["id"], "kind": job["kind"]})
+    return discarded
+
+
+def show_job(conn: Connection, job_id: int) -> dict[str, Any] | None:
+    return outbox.get(conn, job_id)
+
+
+def trace(conn: Connection, ref: str) -> dict[str, Any] | None:
+    """The whole timeline of one message, by CXone message id or Twilio SID."""
+    looks_like_sid = ref[:2] in ("SM", "MM") and len(ref) == 34
+    message_id = (admin.message_for_sid(conn, ref) or ref) if looks_like_sid else ref
+    sends = messages.twilio_messages_of(conn, message_id)
+    sids = [s["sid"] for s in sends] or ([ref] if looks_like_sid else [])
+    mapping = messages.state_of_message(conn, message_id)
+    jobs = admin.jobs_for_message(conn, message_id)
+    entries = audit.for_message(conn, message_id, sids)
+    receipts = messages.receipts_of(conn, sids) if sids else []
+    updates = reconcile_q.status_updates_of(conn, message_id)
+    if not (sends or mapping or jobs or entries or receipts or updates):
+        return None
+    timeline: list[dict[str, Any]] = []
+    for e in entries:
+        timeline.append({"at": e["at"], "what": e["event"], "source": e["source"],
+                         "sid": e["twilio_message_sid"], "from": e["from_state"],
+                         "to": e["to_state"], "reason": e["reason"], "details": e["details"]})
+    for r in receipts:
+        timeline.append({"at": r["received_at"], "what": f"receipt.{r['source']}",
+                         "sid": r["message_sid"], "to": r["message_status"],
+                         "reason": r["error_code"],
+                         "details": {"applied_at": r["applied_at"]}})
+    for u in updates:
+        timeline.append({"at": u["created_at"], "what": "cxone.update_queued", "to": u["status"],
+                         "reason": u["reason_code"],
+                         "details": {"outcome": u["outcome"], "finished_at": u["finished_at"]}})
+    timeline.sort(key=lambda item: item["at"] or datetime.min)
+    return {"message_id": message_id, "mapping": mapping, "twilio_messages": sends,
+            "jobs": jobs, "timeline": timeline}
+
+
+# -- consent -------------------------------------------------------------------------------
+
+def consent_of(conn: Connection, number: str) -> dict[str, Any]:
+    current = consent.get(conn, number)
+    return {"phone_number": number, "status": current["status"] if current else None,
+            "source": current["source"] if current else None,
+            "updated_at": current["updated_at"] if current else None,
+            "history": consent.history(conn, number)}
+
+
+class ConsentImportError(ValueError):
+    """A CSV row that cannot be imported; nothing of the file was applied."""
+
+
+def import_consent(conn: Connection, text: str, *, source: str = "import",
+                   evidence: dict[str, Any] | None = None) -> int:
+    """Apply a CSV of ``phone_number,status`` rows (all or nothing); rows applied."""
+    rows = list(_consent_rows(text))
+    for number, status in rows:
+        record_consent(conn, number, status, source=source,
+                       evidence={**(evidence or {}), "via": "csv"})
+    return len(rows)
+
+
+def _consent_rows(text: str) -> Iterable[tuple[str, str]]:
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or not {"phone_number", "status"} <= set(reader.fieldnames):
+        raise ConsentImportError("the CSV needs a header with phone_number and status columns")
+    for line, row in enumerate(reader, start=2):
+        number = (row.get("phone_number") or "").strip()
+        status = (row.get("status") or "").strip().lower()
+        if not is_e164(number):
+            raise ConsentImportError(f"line {line}: {number!r} is not an E.164 number")
+        if status not in (OPTED_IN, OPTED_OUT):
+            raise ConsentImportError(f"line {line}: status must be opted_in or opted_out")
+        yield number, status
+
+
+def export_consent(conn: Connection) -> str:
+    """The consent ledger as CSV (one row per number and scope)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CONSENT_CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in consent.export(conn):
+        writer.writerow({"phone_number": row["phone_number"], "status": row["status"],
+                         "scope": row["scope"], "source": row["source"],
+                         "updated_at": row["updated_at"].isoformat()})
+    return out.getvalue()

@@ -1,0 +1,43 @@
+-- Housekeeping: delete old rows in small batches (short transactions, no long locks).
+-- The audit trail is never deleted; the message mapping is kept (it is the record).
+
+-- name: done_jobs
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox
+    WHERE state = 'done' AND finished_at < now() - %(retention_s)s * interval '1 second'
+    LIMIT %(batch)s);
+
+-- name: expired_idempotency_keys
+DELETE FROM idempotency_keys WHERE key IN (
+    SELECT key FROM idempotency_keys WHERE expires_at < now() LIMIT %(batch)s);
+
+-- name: old_receipts
+DELETE FROM twilio_receipts WHERE id IN (
+    SELECT id FROM twilio_receipts
+    WHERE received_at < now() - %(retention_s)s * interval '1 second'
+    LIMIT %(batch)s);
+
+-- name: old_inbound
+DELETE FROM inbound_messages WHERE message_sid IN (
+    SELECT message_sid FROM inbound_messages
+    WHERE received_at < now() - %(retention_s)s * interval '1 second'
+    LIMIT %(batch)s);
+
+-- name: old_status_updates
+DELETE FROM cxone_status_updates WHERE id IN (
+    SELECT id FROM cxone_status_updates
+    WHERE finished_at < now() - %(retention_s)s * interval '1 second'
+    LIMIT %(batch)s);
+
+-- name: old_heartbeats
+DELETE FROM worker_heartbeats WHERE worker_id IN (
+    SELECT worker_id FROM worker_heartbeats
+    WHERE beat_at < now() - %(retention_s)s * interval '1 second'
+    LIMIT %(batch)s);
+
+-- name: idle_throttle_keys
+DELETE FROM throttle_state WHERE key IN (
+    SELECT key FROM throttle_state
+    WHERE updated_at < now() - %(retention_s)s * interval '1 second'
+      AND (in_flight_until IS NULL OR in_flight_until < now())
+    LIMIT %(batch)s);
