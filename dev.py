@@ -75,11 +75,15 @@ def demo(args: list[str]) -> int:
     from honcho.printer import Printer
 
     from db import migrate
-    from db.embedded import resolve_database_url
+    from db.embedded import EmbeddedUnavailable, resolve_database_url
 
     os.chdir(ROOT)
-    database_url = resolve_database_url(os.environ.get("DATABASE_URL"))
-    migrate.migrate(database_url)
+    try:
+        database_url = resolve_database_url(os.environ.get("DATABASE_URL"))
+        migrate.migrate(database_url)
+    except (migrate.MigrationError, EmbeddedUnavailable) as exc:
+        print(f"dev.py: {exc}", file=sys.stderr)
+        return 1
     env = {**os.environ, **sandbox_environment(database_url)}
     python = sys.executable
     manager = Manager(Printer(sys.stdout))
