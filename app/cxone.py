@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 MESSAGES_PATH = "/api/v2/open-messaging/messages"
 CONVERSATIONS_PATH = "/api/v2/open-messaging/conversations"
 TIMEOUT = (5.0, 15.0)
+REFUSAL_MEMORY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,27 @@ class CxoneClient:
         self._token: str | None = None
         self._token_expires = 0.0  # time.monotonic() after which the token is stale
         self._token_lock = threading.Lock()
+        # After CXone refused our credentials, callers get the same answer for a while
+        # instead of asking again (no hammering the token endpoint with bad secrets).
+        self._refused: AuthenticationFailed | None = None
+        self._refused_until = 0.0
 
     # -- token -----------------------------------------------------------------------------
 
     def token(self, *, force: bool = False) -> str:
         """A bearer token, fetched only when missing, near expiry, or ``force``d."""
         with self._token_lock:
-            if not force and self._token and time.monotonic() < self._token_expires:
+            now = time.monotonic()
+            if not force and self._token and now < self._token_expires:
                 return self._token
-            self._token, lifetime = self._fetch_token()
+            if self._refused is not None and now < self._refused_until:
+                raise self._refused
+            try:
+                self._token, lifetime = self._fetch_token()
+            except AuthenticationFailed as exc:
+                self._refused, self._refused_until = exc, now + REFUSAL_MEMORY_S
+                raise
+            self._refused = None
             # Refresh a little before expiry: a minute, or a tenth of a short lifetime.
             margin = min(60.0, lifetime * 0.1)
             self._token_expires = time.monotonic() + max(1.0, lifetime - margin)

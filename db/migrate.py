@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -61,7 +62,7 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def applied_versions(conn: psycopg.Connection) -> dict[str, str]:
+def applied_versions(conn: psycopg.Connection[Any]) -> dict[str, str]:
     """version → checksum of the migrations recorded in the database."""
     cur = conn.cursor(row_factory=tuple_row)  # works on pooled (dict-row) connections too
     exists = cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
@@ -71,7 +72,8 @@ def applied_versions(conn: psycopg.Connection) -> dict[str, str]:
     return {row[0]: row[1] for row in rows}
 
 
-def pending(conn: psycopg.Connection, migrations: list[Migration] | None = None) -> list[Migration]:
+def pending(conn: psycopg.Connection[Any],
+            migrations: list[Migration] | None = None) -> list[Migration]:
     """Migrations not yet applied, in order."""
     migrations = discover() if migrations is None else migrations
     done = applied_versions(conn)

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import gevent
 import gevent.event
@@ -170,13 +171,14 @@ class Dispatcher:
 
 def _audit_failure(conn: Connection, job: Job, outcome: Retry | Bury) -> None:
     """Every retry and every dead letter goes into the message's trace."""
+    details: dict[str, Any] = {"job_id": job.id, "kind": job.kind, "attempt": job.attempts + 1}
+    if isinstance(outcome, Retry):
+        details["delay_s"] = round(outcome.delay_s, 2)
     retry = isinstance(outcome, Retry)
     audit.append(conn, "job.retry" if retry else "job.dead", source="worker",
                  message_id=job.payload.get("message_id"),
                  sid=job.payload.get("sid"), to_state="queued" if retry else "dead",
-                 reason=outcome.error[:500],
-                 details={"job_id": job.id, "kind": job.kind, "attempt": job.attempts + 1,
-                          **({"delay_s": round(outcome.delay_s, 2)} if retry else {})})
+                 reason=outcome.error[:500], details=details)
 
 
 def _write_outcome(conn: Connection, job: Job, outcome: Outcome) -> bool:

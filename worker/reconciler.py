@@ -47,6 +47,8 @@ def interval_s(services: Services) -> float:
 def run_reconciler(ctx: JobContext) -> None:
     """Reconcile on an interval while this worker holds the reconciler role."""
     leadership = Leadership(ctx.db, "reconciler")
+    # Start after one interval: at start-up the poller catches up first.
+    ctx.sleep(interval_s(ctx.services))
     try:
         while not ctx.stopping.is_set():
             if not leadership.acquire():

@@ -13,7 +13,7 @@ CUSTOMER = "+14155550100"
 
 
 def _env(database_url, cxone, twilio, **overrides):
-    defaults = {"TWILIO_TIMEOUT_S": "1", "JOB_LEASE_S": "4"}
+    defaults = {"TWILIO_TIMEOUT_S": "1", "JOB_LEASE_S": "4", "LOG_LEVEL": "DEBUG"}
     return gateway_env(database_url, cxone, twilio, public_base_url="http://127.0.0.1:9",
                        **{**defaults, **overrides})
 
@@ -36,7 +36,8 @@ def test_kill_9_during_a_send_then_restart_sends_once(database_url, cxone, twili
     env = _env(database_url, cxone, twilio)
     first = start_worker(env)
     processes.append(first)
-    wait_for(lambda: twilio.creates(), timeout=20, message="the create to arrive")
+    wait_for(lambda: _events(first, "send.starting"), timeout=20, message="the create")
+    time.sleep(0.3)
     first.kill9()  # the create is answered after the worker is gone
     time.sleep(3)
     assert len(twilio.messages()) == 1
@@ -73,7 +74,9 @@ def test_sigterm_finishes_the_send_in_hand_and_exits_0(database_url, cxone, twil
     worker = start_worker(_env(database_url, cxone, twilio, TWILIO_TIMEOUT_S="5",
                                JOB_LEASE_S="20"))
     processes.append(worker)
-    wait_for(lambda: twilio.creates(), timeout=20, message="the create to arrive")
+    wait_for(lambda: _events(worker, "send.starting"), timeout=20, message="the create")
+    time.sleep(0.3)
+    assert not twilio.creates()  # still in flight
     started = time.monotonic()
     assert worker.terminate(timeout=30) == 0
     assert time.monotonic() - started < 20
@@ -90,7 +93,7 @@ def test_second_sigterm_exits_at_once(database_url, cxone, twilio, processes):
     worker = start_worker(_env(database_url, cxone, twilio, TWILIO_TIMEOUT_S="10",
                                JOB_LEASE_S="30"))
     processes.append(worker)
-    wait_for(lambda: twilio.creates(), timeout=20, message="the create to arrive")
+    wait_for(lambda: _events(worker, "send.starting"), timeout=20, message="the create")
     import signal
 
     worker.popen.send_signal(signal.SIGTERM)
