@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 from app import metrics
-from app.compliance import may_send
 from app.logs import event
 from db import audit
 from db import consent as ledger
@@ -19,11 +18,6 @@ def consent_status(conn: Connection, number: str) -> str | None:
     """``opted_in``, ``opted_out`` or None (never recorded)."""
     row = ledger.get(conn, number)
     return None if row is None else str(row["status"])
-
-
-def check_consent(conn: Connection, mode: str, number: str) -> tuple[bool, str | None]:
-    """Whether a reply may be sent to ``number`` under CONSENT_MODE ``mode``."""
-    return may_send(mode, consent_status(conn, number))
 
 
 def record_consent(conn: Connection, number: str, status: str, *, source: str,

@@ -2,7 +2,9 @@
 
 The same path serves Twilio's status callbacks, receipts that arrived before
 their SID was stored (applied when it lands), and the reconciler's fetches.
-Database work only: no call to CXone or Twilio happens here.
+The write itself is one statement (smsgw_apply_receipt); what follows a final
+status (CXone update, re-dispatch, opt-out) is decided here. Database work
+only: no call to CXone or Twilio happens here.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from app.statuses import (
     TWILIO_FINAL,
     cxone_update_for_final,
     should_redispatch,
-    twilio_moves_forward,
+    twilio_rank,
 )
 from db import audit, messages, outbox
 from db.pool import Connection
@@ -41,6 +43,10 @@ class Receipt:
     from_: str | None = None
     source: str = "callback"  # or "reconcile"
 
+    @property
+    def final(self) -> bool:
+        return self.status in TWILIO_FINAL
+
 
 def parse_error_code(value: Any) -> int | None:
     """Twilio's ErrorCode as an int (absent, empty or junk → None)."""
@@ -50,71 +56,56 @@ def parse_error_code(value: Any) -> int | None:
         return None
 
 
-def record_receipt(conn: Connection, settings: Settings, receipt: Receipt) -> str:
-    """Store and apply one receipt inside the caller's transaction; returns what happened.
+def record_receipt(conn: Connection, settings: Settings, receipt: Receipt, *,
+                   receipt_id: int | None = None) -> str:
+    """Store and apply one receipt; returns what happened.
 
+    A final receipt must run inside the caller's transaction (the status and what
+    follows from it commit together); a non-final one is a single statement.
     ``duplicate``: seen before. ``pending``: SID not stored yet (kept, applied when
-    it lands). Otherwise the result of :func:`_apply`.
+    it lands). ``stale``: it would move the status backwards. Otherwise
+    ``applied``, ``superseded``, ``redispatch`` or ``final``.
     """
-    messages.lock_sid(conn, receipt.sid)
-    receipt_id = messages.insert_receipt(conn, sid=receipt.sid, status=receipt.status,
-                                         error_code=receipt.error_code, source=receipt.source)
-    if receipt_id is None:
-        result = "duplicate"
-    else:
-        message = messages.twilio_message_for_update(conn, receipt.sid)
-        if message is None:
-            event(log, "receipt.unknown_sid", sid=receipt.sid, status=receipt.status)
-            result = "pending"
-        else:
-            result = _apply(conn, settings, message, receipt, receipt_id)
+    row = messages.apply_receipt(conn, sid=receipt.sid, status=receipt.status,
+                                 rank=twilio_rank(receipt.status),
+                                 error_code=receipt.error_code, from_=receipt.from_,
+                                 source=receipt.source, receipt_id=receipt_id)
+    result = row["result"]
+    if result == "pending":
+        event(log, "receipt.unknown_sid", sid=receipt.sid, status=receipt.status)
+    elif result == "applied":
+        result = _follow_up(conn, settings, receipt, row)
     metrics.RECEIPTS.labels(receipt.status, result).inc()
-    return result
+    return str(result)
 
 
 def apply_pending_receipts(conn: Connection, settings: Settings, sid: str) -> int:
-    """Apply receipts that arrived before ``sid`` was stored (caller holds lock_sid)."""
+    """Apply receipts that arrived before ``sid`` was stored, inside one transaction."""
     pending = messages.unapplied_receipts(conn, sid)
     for row in pending:
-        message = messages.twilio_message_for_update(conn, sid)
-        if message is None:
-            return 0
         receipt = Receipt(sid=sid, status=row["message_status"], error_code=row["error_code"],
                           source=row["source"])
-        _apply(conn, settings, message, receipt, int(row["id"]))
+        record_receipt(conn, settings, receipt, receipt_id=int(row["id"]))
     return len(pending)
 
 
-def _apply(conn: Connection, settings: Settings, message: dict[str, Any], receipt: Receipt,
-           receipt_id: int) -> str:
-    messages.mark_receipt_applied(conn, receipt_id)
-    if not twilio_moves_forward(message["status"], receipt.status):
-        event(log, "receipt.stale", sid=receipt.sid, status=receipt.status,
-              current=message["status"])
-        return "stale"
-    messages.set_twilio_message_status(conn, receipt.sid, receipt.status,
-                                       error_code=receipt.error_code, from_=receipt.from_)
-    message_id = message["cxone_message_id"]
-    audit.append(conn, "message.status", source=receipt.source, message_id=message_id,
-                 sid=receipt.sid, from_state=message["status"], to_state=receipt.status,
-                 reason=None if receipt.error_code is None else str(receipt.error_code))
+def _follow_up(conn: Connection, settings: Settings, receipt: Receipt,
+               message: dict[str, Any]) -> str:
+    """What an applied status sets off: opt-out, re-dispatch, the CXone update."""
     if receipt.error_code == OPT_OUT_ERROR:
         record_consent(conn, message["to_number"], OPTED_OUT, source="twilio_21610",
                        evidence={"sid": receipt.sid, "via": receipt.source})
+    message_id = message["cxone_message_id"]
     if message["purpose"] != "reply" or not message_id:
         return "applied"
-    if messages.state_of_sid(conn, receipt.sid) is None:
+    if not message["mapped"]:
         return "superseded"  # an earlier dispatch of a re-dispatched message
-    final = receipt.status in TWILIO_FINAL
-    if final and should_redispatch(receipt.status, receipt.error_code) \
-            and schedule_redispatch(conn, settings, message, receipt):
-        messages.set_state_status(conn, receipt.sid, receipt.status,
-                                  error_code=receipt.error_code, from_=receipt.from_, outcome=None)
-        return "redispatch"
-    messages.set_state_status(conn, receipt.sid, receipt.status, error_code=receipt.error_code,
-                              from_=receipt.from_, outcome=receipt.status if final else None)
-    if not final:
+    if not receipt.final:
         return "applied"
+    if should_redispatch(receipt.status, receipt.error_code) \
+            and schedule_redispatch(conn, settings, message, receipt):
+        return "redispatch"
+    messages.set_outcome(conn, receipt.sid, receipt.status)
     update = cxone_update_for_final(receipt.status, receipt.error_code)
     assert update is not None
     enqueue_cxone_update(conn, message_id, update)
@@ -129,34 +120,33 @@ def schedule_redispatch(conn: Connection, settings: Settings, message: dict[str,
 
     False when the cap is reached (the failure is then final).
     """
-    job = outbox.get_by_dedupe_key(conn, message["cxone_message_id"])
+    message_id = message["cxone_message_id"]
+    job = outbox.get_by_dedupe_key(conn, message_id)
     if job is None:
         return False  # the job is long gone (housekeeping): report the failure instead
     if job["state"] == "queued":
-        event(log, "send.redispatch_skipped", sid=receipt.sid,
-              message_id=message["cxone_message_id"], reason="send job is still live")
+        event(log, "send.redispatch_skipped", sid=receipt.sid, message_id=message_id,
+              reason="send job is still live")
         return True
     attempts = int(job["attempts"])
     if attempts + 1 >= settings.max_attempts:
         event(log, "send.redispatch_exhausted", logging.WARNING, sid=receipt.sid,
-              message_id=message["cxone_message_id"], attempts=attempts + 1)
+              message_id=message_id, attempts=attempts + 1)
         return False
-    failed_sender = receipt.from_ or message["from_number"]
-    sender = next_sender(settings.sender_numbers, failed_sender)
+    sender = next_sender(settings.sender_numbers, receipt.from_ or message["from_number"])
     delay = settings.retry_30008_delay_s * (2 if receipt.error_code == 30022 else 1)
     delay += random.uniform(0, max(1.0, delay / 3))
     patch = {"dispatch": int(message["dispatch"]) + 1, "sender": sender, "slot": None,
              "redispatch_of": receipt.sid}
-    if outbox.reopen(conn, message["cxone_message_id"], patch, delay_s=delay) is None:
+    if outbox.reopen(conn, message_id, patch, delay_s=delay) is None:
         return False
     audit.append(conn, "send.redispatch_scheduled", source=receipt.source,
-                 message_id=message["cxone_message_id"], sid=receipt.sid,
-                 from_state=receipt.status, to_state="queued",
-                 reason=str(receipt.error_code),
+                 message_id=message_id, sid=receipt.sid, from_state=receipt.status,
+                 to_state="queued", reason=str(receipt.error_code),
                  details={"delay_s": round(delay, 1), "sender": sender,
                           "dispatch": patch["dispatch"]})
     event(log, "send.redispatch_scheduled", sid=receipt.sid, error_code=receipt.error_code,
-          message_id=message["cxone_message_id"], sender=sender, delay_s=round(delay, 1))
+          message_id=message_id, sender=sender, delay_s=round(delay, 1))
     return True
 
 

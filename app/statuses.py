@@ -16,9 +16,8 @@ _TWILIO_RANK = {
     "sending": 2,
     "sent": 3,
     "delivered": 4, "undelivered": 4, "failed": 4, "canceled": 4,
-    "read": 5,  # WhatsApp only; after delivered
 }
-TWILIO_FINAL = frozenset({"delivered", "undelivered", "failed", "canceled", "read"})
+TWILIO_FINAL = frozenset({"delivered", "undelivered", "failed", "canceled"})
 TWILIO_KNOWN = frozenset(_TWILIO_RANK) | {"receiving", "received", "partially_delivered"}
 
 CXONE_FINAL = frozenset({"DELIVERED", "FAILED", "UNDELIVERABLE"})
@@ -49,19 +48,12 @@ ERROR_MESSAGES = {
 
 
 def twilio_rank(status: str) -> int:
-    """Lifecycle rank of a Twilio status; unknown statuses rank below everything."""
+    """Lifecycle rank of a Twilio status; unknown statuses rank below everything.
+
+    A status is applied only when its rank is higher than the message's current
+    one and the current one is not final (rank 4): smsgw_apply_receipt enforces it.
+    """
     return _TWILIO_RANK.get(status, -1)
-
-
-def twilio_moves_forward(current: str | None, new: str) -> bool:
-    """True when ``new`` is a step forward from ``current`` (never backwards, never final→final)."""
-    if new not in _TWILIO_RANK:
-        return False
-    if current is None:
-        return True
-    if current in TWILIO_FINAL and new != "read":
-        return False
-    return twilio_rank(new) > twilio_rank(current)
 
 
 def cxone_moves_forward(current: str | None, new: str) -> bool:
@@ -89,7 +81,7 @@ def error_message(code: int | None) -> str:
 
 def cxone_update_for_final(status: str, error_code: int | None) -> CxoneUpdate | None:
     """The CXone update a final Twilio status maps to (None for non-final statuses)."""
-    if status in ("delivered", "read"):
+    if status == "delivered":
         return CxoneUpdate("DELIVERED")
     if status == "undelivered":
         return CxoneUpdate("UNDELIVERABLE", _code(error_code), error_message(error_code))

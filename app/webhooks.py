@@ -86,7 +86,9 @@ def receipts(form: MultiDict[str, str]) -> Response:
     receipt = Receipt(sid=sid, status=status, error_code=parse_error_code(form.get("ErrorCode")),
                       from_=form.get("From") or None)
     services = _services()
-    with services.db.transaction() as conn:
+    # A final status commits together with what follows it; others are one statement.
+    scope = services.db.transaction if receipt.final else services.db.connection
+    with scope() as conn:
         result = record_receipt(conn, services.settings, receipt)
     event(log, "receipt.received", sid=sid, status=status, error_code=receipt.error_code,
           result=result)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from db.pool import Connection
 from db.queries import Q
 
@@ -34,28 +36,29 @@ def close_conversation(conn: Connection, conversation_id: str) -> None:
     conn.execute(Q["cxone.close_conversation"], {"conversation_id": conversation_id})
 
 
-def add_status_update(conn: Connection, message_id: str, status: str, *,
-                      reason_code: str | None = None, reason_message: str | None = None,
-                      external_id: str | None = None, receipt_at: datetime | None = None) -> int:
-    row = conn.execute(Q["cxone.add_status_update"], {
+def queue_update(conn: Connection, message_id: str, status: str, *,
+                 reason_code: str | None = None, reason_message: str | None = None,
+                 external_id: str | None = None, receipt_at: datetime | None = None) -> None:
+    """Record an update for CXone and make sure the message's status job will run."""
+    conn.execute(Q["cxone.queue_update"], {
         "message_id": message_id, "status": status, "reason_code": reason_code,
         "reason_message": reason_message, "external_id": external_id,
-        "receipt_at": receipt_at}).fetchone()
-    assert row is not None
-    return int(row["id"])
+        "receipt_at": receipt_at})
 
 
 def pending_status_updates(conn: Connection, message_id: str) -> list[dict[str, Any]]:
+    """Updates still to push, oldest first; each row carries ``current_status``."""
     return conn.execute(Q["cxone.pending_status_updates"], {"message_id": message_id}).fetchall()
 
 
-def finish_status_update(conn: Connection, update_id: int, outcome: str) -> None:
-    conn.execute(Q["cxone.finish_status_update"], {"id": update_id, "outcome": outcome})
-
-
-def get_cxone_status(conn: Connection, message_id: str) -> str | None:
-    row = conn.execute(Q["cxone.get_cxone_status"], {"message_id": message_id}).fetchone()
-    return None if row is None else row["status"]
+def finish_status_update(conn: Connection, update: dict[str, Any], outcome: str,
+                         previous: str | None) -> None:
+    """Record an update's outcome (and CXone's status when pushed), with its audit entry."""
+    details = {"external_id": update["external_id"]} if update["external_id"] else {}
+    conn.execute(Q["cxone.finish_status_update"], {
+        "id": update["id"], "outcome": outcome, "message_id": update["cxone_message_id"],
+        "status": update["status"], "previous": previous, "reason": update["reason_code"],
+        "details": Jsonb(details)})
 
 
 def set_cxone_status(conn: Connection, message_id: str, status: str) -> None:

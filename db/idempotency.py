@@ -18,10 +18,6 @@ def key_for(message_id: str, body: str, to: str, dispatch: int = 1) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def get(conn: Connection, key: str) -> dict[str, Any] | None:
-    return conn.execute(Q["idempotency.get"], {"key": key}).fetchone()
-
-
 def start(conn: Connection, key: str, *, message_id: str | None, to: str,
           from_: str | None) -> datetime | None:
     """Mark a create as in flight; None when the key already holds a final result."""

@@ -51,7 +51,6 @@ def enqueue_or_rerun(conn: Connection, kind: str, dedupe_key: str, payload: dict
     row = conn.execute(Q["outbox.enqueue_or_rerun"], {
         "kind": kind, "dedupe_key": dedupe_key, "payload": Jsonb(payload), "run_at": run_at,
         "ordering_key": ordering_key}).fetchone()
-    conn.execute("SELECT pg_notify('outbox', '')")
     assert row is not None
     return int(row["id"])
 
@@ -75,8 +74,8 @@ def claim(conn: Connection, *, worker: str, limit: int, lease_s: float,
 
 def complete(conn: Connection, job: Job) -> bool:
     """Mark done (or queued again if new work arrived meanwhile); False if the lease was lost."""
-    return conn.execute(Q["outbox.complete"], {"id": job.id, "claims": job.claims}).fetchone() \
-        is not None
+    row = conn.execute(Q["outbox.complete"], {"id": job.id, "claims": job.claims}).fetchone()
+    return bool(row and row["completed"])
 
 
 def retry(conn: Connection, job: Job, *, delay_s: float, error: str) -> bool:

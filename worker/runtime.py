@@ -21,6 +21,7 @@ from app.errors import DatabaseUnavailable
 from app.inbound import INBOUND_KIND
 from app.logs import event
 from app.services import Services
+from app.status_sync import CXONE_STATUS_KIND
 from db import ops
 from worker.dispatcher import Dispatcher, Handler
 from worker.housekeeping import run_housekeeping
@@ -38,7 +39,7 @@ HEARTBEAT_S = 5.0
 
 HANDLERS: dict[str, Handler] = {
     "send_sms": handle_send,
-    "cxone_status": handle_cxone_status,
+    CXONE_STATUS_KIND: handle_cxone_status,
     INBOUND_KIND: handle_cxone_inbound,
 }
 

@@ -14,16 +14,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app import metrics
-from app.compliance import OPTED_OUT
-from app.consent import check_consent, record_consent
+from app.compliance import OPTED_OUT, may_send
+from app.consent import record_consent
 from app.errors import AuthenticationFailed, DatabaseUnavailable, PermanentError, TransientError
 from app.logs import event
 from app.receipts import apply_pending_receipts
 from app.status_sync import enqueue_cxone_update
-from app.statuses import OPT_OUT_ERROR, CxoneUpdate, error_message, failed_update
+from app.statuses import OPT_OUT_ERROR, error_message, failed_update, twilio_rank
 from app.twilio_client import TwilioMessage
-from db import audit, cxone_state, idempotency, messages, outbox, throttle
+from db import audit, idempotency, messages, outbox, throttle
 from db.outbox import Job
+from db.send import before_send
 from worker.jobs import Done, Handled, JobContext, Outcome, Reschedule, iso, parse_iso
 
 log = logging.getLogger(__name__)
@@ -41,19 +42,19 @@ def handle_send(ctx: JobContext, job: Job) -> Outcome:
     """Run one send job (kind ``send_sms``)."""
     send = SendRequest(ctx, job)
     with ctx.db.connection() as conn:
-        audit.append(conn, "send.claimed", source="worker", message_id=send.message_id,
-                     phone=send.to, details={"job_id": job.id, "claim": job.claims,
-                                             "worker": ctx.worker_id, "dispatch": send.dispatch})
+        facts = before_send(conn, message_id=send.message_id, to=send.to,
+                            key=send.idempotency_key,
+                            details={"job_id": job.id, "claim": job.claims,
+                                     "worker": ctx.worker_id, "dispatch": send.dispatch})
     if send.purpose == "reply":
-        with ctx.db.connection() as conn:
-            allowed, reason = check_consent(conn, ctx.settings.consent_mode, send.to)
+        allowed, reason = may_send(ctx.settings.consent_mode, facts["consent"])
         if not allowed:
             return _refuse(ctx, job, send, reason or "no consent")
     paced = _pace(ctx, job, send)
     if paced is not None:
         return paced
     try:
-        return _send_once(ctx, job, send)
+        return _send_once(ctx, job, send, facts)
     finally:
         if not send.sender_released:
             _release_sender(ctx, send)
@@ -169,15 +170,13 @@ def _count_wait(send: SendRequest, wait_s: float) -> None:
 
 # -- idempotency and the create ------------------------------------------------------------
 
-def _send_once(ctx: JobContext, job: Job, send: SendRequest) -> Outcome:
-    with ctx.db.connection() as conn:
-        mapped = messages.state_of_message(conn, send.message_id) if send.message_id else None
-        known = idempotency.get(conn, send.idempotency_key)
-    if mapped is not None and int(mapped["attempts"]) >= send.dispatch:
+def _send_once(ctx: JobContext, job: Job, send: SendRequest, facts: dict[str, Any]) -> Outcome:
+    mapped = facts["mapped_dispatches"]
+    if mapped is not None and int(mapped) >= send.dispatch:
         # Seed §1: a mapping exists, so this dispatch happened; never send it again.
-        event(log, "send.already_mapped", message_id=send.message_id,
-              sid=mapped["twilio_message_sid"])
+        event(log, "send.already_mapped", message_id=send.message_id)
         return Done()
+    known = _known_key(facts)
     if known is not None and known["state"] == "sent":
         adopted = _message_from_record(known, send)
         return _record_sent(ctx, job, send, adopted, adopted_from="idempotency")
@@ -220,6 +219,14 @@ def _send_once(ctx: JobContext, job: Job, send: SendRequest) -> Outcome:
         _forget(ctx, send)  # certainly not created: no lookup needed next time
         raise
     return _record_sent(ctx, job, send, created, adopted_from=None)
+
+
+def _known_key(facts: dict[str, Any]) -> dict[str, Any] | None:
+    """The idempotency key's row, as before_send read it (None: no key yet)."""
+    if facts["key_state"] is None:
+        return None
+    return {"state": facts["key_state"], "twilio_message_sid": facts["key_sid"],
+            "started_at": facts["key_started_at"], "result": facts["key_result"]}
 
 
 def _forget(ctx: JobContext, send: SendRequest) -> None:
@@ -269,36 +276,26 @@ def _message_from_record(known: dict[str, Any], send: SendRequest) -> TwilioMess
 
 def _record_sent(ctx: JobContext, job: Job, send: SendRequest, created: TwilioMessage, *,
                  adopted_from: str | None) -> Outcome:
-    """Store the SID, queue CXone SENT, finish the job: one transaction."""
+    """Store the SID, queue CXone SENT, finish the job: one statement (smsgw_record_sent)."""
     sender = created.from_ or send.sender
-    with ctx.db.transaction() as conn:
-        _release_sender(ctx, send, conn)
-        messages.lock_sid(conn, created.sid)
-        idempotency.finish(conn, send.idempotency_key, state="sent", sid=created.sid,
-                           result={"status": created.status, "from": sender})
-        fresh = messages.insert_twilio_message(
-            conn, sid=created.sid, message_id=send.message_id,
+    with ctx.db.connection() as conn:
+        recorded = messages.record_sent(
+            conn, sid=created.sid, status=created.status,
+            status_rank=twilio_rank(created.status), message_id=send.message_id,
             conversation_id=send.conversation_id, purpose=send.purpose, dispatch=send.dispatch,
-            to=send.to, from_=sender, status=created.status, adopted=adopted_from == "lookup")
-        if send.purpose == "reply" and send.message_id and send.conversation_id:
-            messages.record_outbound(conn, conversation_id=send.conversation_id,
-                                     message_id=send.message_id, sid=created.sid,
-                                     status=created.status, to=send.to, from_=sender,
-                                     dispatch=send.dispatch)
-            enqueue_cxone_update(conn, send.message_id, CxoneUpdate("SENT"),
-                                 external_id=created.sid)
-            if sender:
-                cxone_state.remember_conversation(conn, customer=send.to, business=sender,
-                                                  conversation_id=send.conversation_id)
-        audit.append(conn, "send.adopted" if adopted_from else "send.created", source="worker",
-                     message_id=send.message_id, sid=created.sid, phone=send.to,
-                     to_state=created.status,
-                     details={"dispatch": send.dispatch, "sender": sender, "job_id": job.id,
-                              "adopted_from": adopted_from, "new_sid": fresh})
-        if not outbox.complete(conn, job):
-            event(log, "job.lease_lost", logging.WARNING, job_id=job.id, kind=job.kind)
-        apply_pending_receipts(conn, ctx.settings, created.sid)
+            to=send.to, **{"from": sender}, adopted=adopted_from == "lookup",
+            idempotency_key=send.idempotency_key, throttle_key=send.throttle_key,
+            job_id=job.id, job_claims=job.claims,
+            audit_event="send.adopted" if adopted_from else "send.created",
+            audit_details={"dispatch": send.dispatch, "sender": sender, "job_id": job.id,
+                           "adopted_from": adopted_from})
     send.sender_released = True
+    if not recorded["completed"]:
+        event(log, "job.lease_lost", logging.WARNING, job_id=job.id, kind=job.kind)
+    if recorded["receipts_waiting"]:  # callbacks that beat this commit
+        with ctx.db.transaction() as conn:
+            messages.lock_sid(conn, created.sid)
+            apply_pending_receipts(conn, ctx.settings, created.sid)
     metrics.SENDS.labels("adopted" if adopted_from else "sent", "").inc()
     event(log, "send.created" if not adopted_from else "send.adopted", sid=created.sid,
           message_id=send.message_id, to=send.to, sender=sender, dispatch=send.dispatch)

@@ -15,7 +15,7 @@ from app import metrics
 from app.errors import Conflict, NotFound
 from app.logs import event
 from app.statuses import cxone_moves_forward
-from db import audit, cxone_state
+from db import cxone_state
 from db.outbox import Job
 from worker.jobs import Done, JobContext, Outcome
 
@@ -27,7 +27,7 @@ def handle_cxone_status(ctx: JobContext, job: Job) -> Outcome:
     message_id = job.payload["message_id"]
     with ctx.db.connection() as conn:
         pending = cxone_state.pending_status_updates(conn, message_id)
-        current = cxone_state.get_cxone_status(conn, message_id)
+    current = pending[0]["current_status"] if pending else None
     for update in pending:
         if not cxone_moves_forward(current, update["status"]):
             _finish(ctx, update, "skipped", current)
@@ -70,16 +70,9 @@ def put_body(update: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finish(ctx: JobContext, update: dict[str, Any], outcome: str, previous: str | None) -> None:
-    message_id = update["cxone_message_id"]
-    with ctx.db.transaction() as conn:
-        cxone_state.finish_status_update(conn, update["id"], outcome)
-        if outcome == "pushed":
-            cxone_state.set_cxone_status(conn, message_id, update["status"])
-        audit.append(conn, f"cxone.update_{outcome}", source="worker", message_id=message_id,
-                     from_state=previous, to_state=update["status"],
-                     reason=update["reason_code"],
-                     details={"external_id": update["external_id"]} if update["external_id"]
-                     else {})
+    with ctx.db.connection() as conn:
+        cxone_state.finish_status_update(conn, update, outcome, previous)
     metrics.CXONE_UPDATES.labels(update["status"], outcome).inc()
     if outcome == "pushed":
-        event(log, "cxone.status_pushed", message_id=message_id, status=update["status"])
+        event(log, "cxone.status_pushed", message_id=update["cxone_message_id"],
+              status=update["status"])

@@ -23,22 +23,33 @@ ON CONFLICT (customer_number, business_number) DO UPDATE SET
 UPDATE cxone_conversations SET status = 'CLOSED', updated_at = now()
 WHERE conversation_id = %(conversation_id)s;
 
--- name: add_status_update
-INSERT INTO cxone_status_updates (cxone_message_id, status, reason_code, reason_message,
-                                  external_id, receipt_at)
-VALUES (%(message_id)s, %(status)s, %(reason_code)s, %(reason_message)s, %(external_id)s,
-        COALESCE(%(receipt_at)s, now()))
-RETURNING id;
+-- name: queue_update
+-- Record an update for CXone and make sure the message's status job runs.
+SELECT smsgw_queue_cxone_update(%(message_id)s, %(status)s, %(reason_code)s,
+                                %(reason_message)s, %(external_id)s, %(receipt_at)s);
 
 -- name: pending_status_updates
-SELECT * FROM cxone_status_updates
-WHERE cxone_message_id = %(message_id)s AND finished_at IS NULL ORDER BY id;
+-- The updates still to push for one message, oldest first, with what CXone was
+-- last told (NULL: nothing yet).
+SELECT u.*, (SELECT status FROM cxone_message_status
+             WHERE cxone_message_id = %(message_id)s) AS current_status
+FROM cxone_status_updates u
+WHERE u.cxone_message_id = %(message_id)s AND u.finished_at IS NULL ORDER BY u.id;
 
 -- name: finish_status_update
-UPDATE cxone_status_updates SET finished_at = now(), outcome = %(outcome)s WHERE id = %(id)s;
-
--- name: get_cxone_status
-SELECT status FROM cxone_message_status WHERE cxone_message_id = %(message_id)s;
+-- One statement per pushed (or skipped, refused) update: its outcome, what CXone
+-- now shows (when pushed), and the audit entry.
+WITH finished AS (
+    UPDATE cxone_status_updates SET finished_at = now(), outcome = %(outcome)s
+    WHERE id = %(id)s
+), shown AS (
+    INSERT INTO cxone_message_status (cxone_message_id, status, updated_at)
+    SELECT %(message_id)s, %(status)s, now() WHERE %(outcome)s = 'pushed'
+    ON CONFLICT (cxone_message_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()
+)
+INSERT INTO audit_log (event, cxone_message_id, from_state, to_state, reason, source, details)
+VALUES ('cxone.update_' || %(outcome)s, %(message_id)s, %(previous)s, %(status)s,
+        %(reason)s, 'worker', %(details)s);
 
 -- name: set_cxone_status
 INSERT INTO cxone_message_status (cxone_message_id, status, updated_at)

@@ -1,8 +1,5 @@
 -- Seed §4 idempotency keys: sha256(cxone_message_id:body:to), kept 24 h.
 
--- name: get
-SELECT * FROM idempotency_keys WHERE key = %(key)s AND expires_at > now();
-
 -- name: start
 -- Record that a create is about to be sent. A row left in_flight means the
 -- create may have reached Twilio: the next attempt looks it up first.

@@ -20,19 +20,9 @@ ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING id;
 
 -- name: enqueue_or_rerun
--- Insert a job, or bring back one that exists: a finished job is queued again now;
--- a job that is running is marked to run once more when it completes.
-INSERT INTO outbox AS o (kind, dedupe_key, payload, run_at, ordering_key)
-VALUES (%(kind)s, %(dedupe_key)s, %(payload)s, COALESCE(%(run_at)s, now()), %(ordering_key)s)
-ON CONFLICT (dedupe_key) DO UPDATE SET
-    rerun = (o.state = 'queued' AND o.locked_by IS NOT NULL),
-    run_at = CASE WHEN o.state = 'queued' THEN o.run_at ELSE EXCLUDED.run_at END,
-    attempts = CASE WHEN o.state = 'queued' THEN o.attempts ELSE 0 END,
-    payload = o.payload || EXCLUDED.payload,
-    state = 'queued',
-    finished_at = NULL,
-    updated_at = now()
-RETURNING id, (xmax = 0) AS inserted;
+-- Insert a job, or bring back one that exists (see smsgw_enqueue_or_rerun).
+SELECT smsgw_enqueue_or_rerun(%(kind)s, %(dedupe_key)s, %(payload)s, %(run_at)s,
+                              %(ordering_key)s) AS id, pg_notify('outbox', '');
 
 -- name: reopen
 -- Queue a finished job again after delay_s with a payload patch (30008 re-dispatch).
@@ -75,15 +65,8 @@ RETURNING o.id, o.kind, o.dedupe_key, o.ordering_key, o.payload, o.attempts, o.c
           o.created_at, o.last_error, picked.due_at, now() AS db_now;
 
 -- name: complete
-UPDATE outbox SET
-    state = CASE WHEN rerun THEN 'queued' ELSE 'done' END,
-    finished_at = CASE WHEN rerun THEN NULL ELSE now() END,
-    run_at = now(),
-    rerun = FALSE,
-    locked_by = NULL,
-    updated_at = now()
-WHERE id = %(id)s AND claims = %(claims)s AND state = 'queued'
-RETURNING id, state;
+-- Done, or queued again if new work arrived meanwhile (see smsgw_complete_job).
+SELECT smsgw_complete_job(%(id)s, %(claims)s) AS completed;
 
 -- name: retry
 -- A failed try: count it and run again after `delay_s`.

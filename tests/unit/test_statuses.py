@@ -8,25 +8,17 @@ from app.statuses import (
     cxone_moves_forward,
     cxone_update_for_final,
     should_redispatch,
-    twilio_moves_forward,
+    twilio_rank,
 )
 
 
-@pytest.mark.parametrize(("current", "new", "expected"), [
-    (None, "queued", True),
-    ("accepted", "queued", True),
-    ("queued", "sent", True),
-    ("sent", "queued", False),
-    ("sent", "sending", False),
-    ("sent", "sent", False),
-    ("sent", "delivered", True),
-    ("delivered", "sent", False),
-    ("delivered", "failed", False),
-    ("undelivered", "delivered", False),
-    ("queued", "bogus", False),
-])
-def test_twilio_status_only_moves_forward(current, new, expected) -> None:
-    assert twilio_moves_forward(current, new) is expected
+def test_twilio_ranks_follow_the_lifecycle() -> None:
+    order = ["accepted", "queued", "sending", "sent", "delivered"]
+    assert [twilio_rank(s) for s in order] == sorted(twilio_rank(s) for s in order)
+    assert len({twilio_rank(s) for s in order}) == len(order)
+    finals = {twilio_rank(s) for s in ("delivered", "undelivered", "failed", "canceled")}
+    assert finals == {4}  # smsgw_apply_receipt treats rank 4 as final
+    assert twilio_rank("exploded") < twilio_rank("accepted")
 
 
 @pytest.mark.parametrize(("current", "new", "expected"), [
