@@ -18,7 +18,7 @@ from app.compliance import OPTED_OUT, may_send
 from app.consent import record_consent
 from app.errors import AuthenticationFailed, DatabaseUnavailable, PermanentError, TransientError
 from app.logs import event
-from app.receipts import apply_pending_receipts
+from app.receipts import Receipt, apply_pending_receipts, record_receipt
 from app.status_sync import enqueue_cxone_update
 from app.statuses import OPT_OUT_ERROR, error_message, failed_update, twilio_rank
 from app.twilio_client import TwilioMessage
@@ -276,12 +276,19 @@ def _message_from_record(known: dict[str, Any], send: SendRequest) -> TwilioMess
 
 def _record_sent(ctx: JobContext, job: Job, send: SendRequest, created: TwilioMessage, *,
                  adopted_from: str | None) -> Outcome:
-    """Store the SID, queue CXone SENT, finish the job: one statement (smsgw_record_sent)."""
+    """Store the SID, queue CXone SENT, finish the job: one statement (smsgw_record_sent).
+
+    A message adopted from Twilio may already be further along (even delivered):
+    it is recorded as just accepted and its current status is then applied as a
+    receipt, so the same state machine sends CXone what follows from it.
+    """
     sender = created.from_ or send.sender
+    initial = created.status if twilio_rank(created.status) <= twilio_rank("queued") \
+        else "accepted"
     with ctx.db.connection() as conn:
         recorded = messages.record_sent(
-            conn, sid=created.sid, status=created.status,
-            status_rank=twilio_rank(created.status), message_id=send.message_id,
+            conn, sid=created.sid, status=initial,
+            status_rank=twilio_rank(initial), message_id=send.message_id,
             conversation_id=send.conversation_id, purpose=send.purpose, dispatch=send.dispatch,
             to=send.to, **{"from": sender}, adopted=adopted_from == "lookup",
             idempotency_key=send.idempotency_key, throttle_key=send.throttle_key,
@@ -296,6 +303,11 @@ def _record_sent(ctx: JobContext, job: Job, send: SendRequest, created: TwilioMe
         with ctx.db.transaction() as conn:
             messages.lock_sid(conn, created.sid)
             apply_pending_receipts(conn, ctx.settings, created.sid)
+    if initial != created.status:
+        with ctx.db.transaction() as conn:
+            record_receipt(conn, ctx.settings, Receipt(
+                sid=created.sid, status=created.status, error_code=created.error_code,
+                from_=created.from_, source="reconcile"))
     metrics.SENDS.labels("adopted" if adopted_from else "sent", "").inc()
     event(log, "send.created" if not adopted_from else "send.adopted", sid=created.sid,
           message_id=send.message_id, to=send.to, sender=sender, dispatch=send.dispatch)

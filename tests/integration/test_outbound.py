@@ -188,3 +188,18 @@ def test_transient_failures_end_in_the_dead_letter_state(database_url, cxone, tw
     assert attempts == 5 and "20429" in last_error
     assert len(_creates_to(twilio, CUSTOMER)) == 5
     assert cxone.statuses(reply["id"]) == []
+
+
+def test_adopting_a_message_twilio_already_delivered_reports_delivered(database_url, cxone,
+                                                                       twilio, processes):
+    # The answer to the create is lost and no callback ever comes: by the time the
+    # lookup finds the message it is delivered; CXone must hear SENT, then DELIVERED.
+    twilio.fault(target="create", kind="drop_after_accept", count=1)
+    twilio.destination(CUSTOMER, callbacks="drop")
+    reply = cxone.reply(CUSTOMER, "delivered before we knew it")
+    env = _env(database_url, cxone, twilio, TWILIO_TIMEOUT_S="1", JOB_LEASE_S="5",
+               RECONCILE_SENT_AFTER_S="3600")
+    processes.append(start_worker(env))
+    wait_for(lambda: cxone.statuses(reply["id"]) == ["SENT", "DELIVERED"], timeout=30,
+             message="SENT then DELIVERED after adoption")
+    assert len(twilio.creates()) == 1
