@@ -47,6 +47,15 @@ class Receipt:
     def final(self) -> bool:
         return self.status in TWILIO_FINAL
 
+    @property
+    def needs_follow_up(self) -> bool:
+        """Python must act after the write (re-dispatch, opt-out): run it in a transaction.
+
+        Every other receipt, final ones included, is a single statement.
+        """
+        return self.error_code == OPT_OUT_ERROR or should_redispatch(self.status,
+                                                                     self.error_code)
+
 
 def parse_error_code(value: Any) -> int | None:
     """Twilio's ErrorCode as an int (absent, empty or junk → None)."""
@@ -60,21 +69,30 @@ def record_receipt(conn: Connection, settings: Settings, receipt: Receipt, *,
                    receipt_id: int | None = None) -> str:
     """Store and apply one receipt; returns what happened.
 
-    A final receipt must run inside the caller's transaction (the status and what
-    follows from it commit together); a non-final one is a single statement.
+    When ``receipt.needs_follow_up`` it must run inside the caller's transaction
+    (the status and what follows from it commit together); otherwise it is one
+    statement that also records the outcome and queues the CXone update.
     ``duplicate``: seen before. ``pending``: SID not stored yet (kept, applied when
     it lands). ``stale``: it would move the status backwards. Otherwise
     ``applied``, ``superseded``, ``redispatch`` or ``final``.
     """
+    update = None
+    if receipt.final and not receipt.needs_follow_up:
+        update = cxone_update_for_final(receipt.status, receipt.error_code)
     row = messages.apply_receipt(conn, sid=receipt.sid, status=receipt.status,
                                  rank=twilio_rank(receipt.status),
                                  error_code=receipt.error_code, from_=receipt.from_,
-                                 source=receipt.source, receipt_id=receipt_id)
+                                 source=receipt.source, receipt_id=receipt_id,
+                                 cxone_update=update)
     result = row["result"]
     if result == "pending":
         event(log, "receipt.unknown_sid", sid=receipt.sid, status=receipt.status)
-    elif result == "applied":
+    elif result == "final":
+        _log_final(receipt, row["cxone_message_id"])
+    elif result == "applied" and receipt.needs_follow_up:
         result = _follow_up(conn, settings, receipt, row)
+    elif result == "applied" and row["purpose"] == "reply" and not row["mapped"]:
+        result = "superseded"  # an earlier dispatch of a re-dispatched message
     metrics.RECEIPTS.labels(receipt.status, result).inc()
     return str(result)
 
@@ -91,7 +109,7 @@ def apply_pending_receipts(conn: Connection, settings: Settings, sid: str) -> in
 
 def _follow_up(conn: Connection, settings: Settings, receipt: Receipt,
                message: dict[str, Any]) -> str:
-    """What an applied status sets off: opt-out, re-dispatch, the CXone update."""
+    """What only Python can do after the write: opt-out, re-dispatch (or its final report)."""
     if receipt.error_code == OPT_OUT_ERROR:
         record_consent(conn, message["to_number"], OPTED_OUT, source="twilio_21610",
                        evidence={"sid": receipt.sid, "via": receipt.source})
@@ -109,9 +127,13 @@ def _follow_up(conn: Connection, settings: Settings, receipt: Receipt,
     update = cxone_update_for_final(receipt.status, receipt.error_code)
     assert update is not None
     enqueue_cxone_update(conn, message_id, update)
+    _log_final(receipt, message_id)
+    return "final"
+
+
+def _log_final(receipt: Receipt, message_id: str | None) -> None:
     event(log, "receipt.final", sid=receipt.sid, status=receipt.status,
           error_code=receipt.error_code, message_id=message_id)
-    return "final"
 
 
 def schedule_redispatch(conn: Connection, settings: Settings, message: dict[str, Any],

@@ -86,12 +86,12 @@ def receipts(form: MultiDict[str, str]) -> Response:
     receipt = Receipt(sid=sid, status=status, error_code=parse_error_code(form.get("ErrorCode")),
                       from_=form.get("From") or None)
     services = _services()
-    # A final status commits together with what follows it; others are one statement.
-    scope = services.db.transaction if receipt.final else services.db.connection
+    # One statement, unless Python must act afterwards (then one transaction).
+    scope = services.db.transaction if receipt.needs_follow_up else services.db.connection
     with scope() as conn:
         result = record_receipt(conn, services.settings, receipt)
-    event(log, "receipt.received", sid=sid, status=status, error_code=receipt.error_code,
-          result=result)
+    event(log, "receipt.received", logging.DEBUG, sid=sid, status=status,
+          error_code=receipt.error_code, result=result)
     return Response("", status=200)
 
 

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg.types.json import Jsonb
 
 from db.pool import Connection
 from db.queries import Q
 
+if TYPE_CHECKING:
+    from app.statuses import CxoneUpdate
+
 
 def apply_receipt(conn: Connection, *, sid: str, status: str, rank: int, error_code: int | None,
-                  from_: str | None, source: str, receipt_id: int | None = None
-                  ) -> dict[str, Any]:
-    """Record (or, with ``receipt_id``, apply a kept) receipt; what the function returned."""
+                  from_: str | None, source: str, receipt_id: int | None = None,
+                  cxone_update: CxoneUpdate | None = None) -> dict[str, Any]:
+    """Record (or, with ``receipt_id``, apply a kept) receipt; what the function returned.
+
+    With ``cxone_update`` (a final status) the outcome and that CXone update are
+    recorded too when the receipt moves a mapped reply forward.
+    """
     row = conn.execute(Q["messages.apply_receipt"], {
         "sid": sid, "status": status, "rank": rank, "error_code": error_code, "from": from_,
-        "source": source, "receipt_id": receipt_id}).fetchone()
+        "source": source, "receipt_id": receipt_id,
+        "cxone_status": cxone_update.status if cxone_update else None,
+        "reason_code": cxone_update.reason_code if cxone_update else None,
+        "reason_message": cxone_update.reason_message if cxone_update else None}).fetchone()
     assert row is not None
     return row
 

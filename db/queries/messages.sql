@@ -3,7 +3,8 @@
 -- name: apply_receipt
 -- See smsgw_apply_receipt (migration 0003): dedupe, lock, forward-only apply.
 SELECT * FROM smsgw_apply_receipt(%(sid)s, %(status)s, %(rank)s, %(error_code)s, %(from)s,
-                                  %(source)s, %(receipt_id)s);
+                                  %(source)s, %(receipt_id)s, %(cxone_status)s,
+                                  %(reason_code)s, %(reason_message)s);
 
 -- name: record_sent
 -- See smsgw_record_sent (migration 0003): everything after a create, one statement.
