@@ -20,6 +20,16 @@ class Reservation:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """A reserved slot: started now, back in the queue at the slot, or a short wait."""
+
+    slot: datetime
+    started: bool
+    queued: bool
+    db_now: datetime
+
+
+@dataclass(frozen=True)
 class Take:
     """The answer at a slot: ``started``; else free at ``free_at`` or ``busy`` in flight."""
 
@@ -34,6 +44,17 @@ def reserve(conn: Connection, key: str, spacing_s: float, hold_s: float) -> Rese
                                                "hold_s": hold_s}).fetchone()
     assert row is not None
     return Reservation(slot=row["slot"], started=bool(row["started"]), db_now=row["db_now"])
+
+
+def reserve_or_queue(conn: Connection, key: str, spacing_s: float, hold_s: float, *,
+                     job_id: int, claims: int, hold_max_s: float) -> Placement:
+    """Reserve; a slot further than ``hold_max_s`` away puts the job back in the queue."""
+    row = conn.execute(Q["throttle.reserve_or_queue"], {
+        "key": key, "spacing_s": spacing_s, "hold_s": hold_s, "job_id": job_id,
+        "claims": claims, "hold_max_s": hold_max_s}).fetchone()
+    assert row is not None
+    return Placement(slot=row["slot"], started=bool(row["started"]),
+                     queued=bool(row["queued"]), db_now=row["db_now"])
 
 
 def take(conn: Connection, key: str, spacing_s: float, hold_s: float) -> Take:

@@ -151,8 +151,10 @@ class Dispatcher:
         return Retry(delay_s=delay, error=str(exc))
 
     def _write(self, job: Job, outcome: Outcome) -> None:
+        failed = isinstance(outcome, Retry | Bury)
         try:
-            with self.ctx.db.transaction() as conn:
+            # A failure and its audit entry commit together; anything else is one statement.
+            with (self.ctx.db.transaction() if failed else self.ctx.db.connection()) as conn:
                 ok = _write_outcome(conn, job, outcome)
                 if ok and isinstance(outcome, Retry | Bury):
                     _audit_failure(conn, job, outcome)

@@ -35,25 +35,24 @@ HOLD_MAX_S = 0.5
 # How far back an ambiguous attempt's message may have been created (clock skew).
 LOOKUP_SKEW_S = 120.0
 AUTH_RETRY_S = 60.0
-BUSY_POLL_S = 0.005
 
 
 def handle_send(ctx: JobContext, job: Job) -> Outcome:
     """Run one send job (kind ``send_sms``)."""
     send = SendRequest(ctx, job)
-    with ctx.db.connection() as conn:
-        facts = before_send(conn, message_id=send.message_id, to=send.to,
-                            key=send.idempotency_key,
-                            details={"job_id": job.id, "claim": job.claims,
-                                     "worker": ctx.worker_id, "dispatch": send.dispatch})
-    if send.purpose == "reply":
-        allowed, reason = may_send(ctx.settings.consent_mode, facts["consent"])
-        if not allowed:
-            return _refuse(ctx, job, send, reason or "no consent")
     paced = _pace(ctx, job, send)
     if paced is not None:
         return paced
     try:
+        with ctx.db.connection() as conn:
+            facts = before_send(conn, message_id=send.message_id, to=send.to,
+                                key=send.idempotency_key,
+                                details={"job_id": job.id, "claim": job.claims,
+                                         "worker": ctx.worker_id, "dispatch": send.dispatch})
+        if send.purpose == "reply":
+            allowed, reason = may_send(ctx.settings.consent_mode, facts["consent"])
+            if not allowed:
+                return _refuse(ctx, job, send, reason or "no consent")
         return _send_once(ctx, job, send, facts)
     finally:
         if not send.sender_released:
@@ -108,19 +107,28 @@ def _refuse(ctx: JobContext, job: Job, send: SendRequest, reason: str) -> Outcom
 # -- pacing --------------------------------------------------------------------------------
 
 def _pace(ctx: JobContext, job: Job, send: SendRequest) -> Outcome | None:
-    """Wait for this sender's slot; None when the send may start now."""
+    """Wait for this sender's slot; None when the send may start now.
+
+    Pacing comes first, before any other read: a job whose slot is far away goes
+    back to the queue in the same statement that reserved it.
+    """
     slot = parse_iso(job.payload.get("slot"))
     if slot is None or job.payload.get("throttle_key") != send.throttle_key:
         with ctx.db.connection() as conn:
-            reservation = throttle.reserve(conn, send.throttle_key, send.spacing_s, send.hold_s)
-        if reservation.started:
+            placed = throttle.reserve_or_queue(conn, send.throttle_key, send.spacing_s,
+                                               send.hold_s, job_id=job.id, claims=job.claims,
+                                               hold_max_s=HOLD_MAX_S)
+        if placed.started:
             return None
-        slot, wait = reservation.slot, (reservation.slot - reservation.db_now).total_seconds()
+        slot, wait = placed.slot, (placed.slot - placed.db_now).total_seconds()
+        _count_wait(send, wait)
+        if placed.queued:
+            return Handled()
     else:
         wait = (slot - job.db_now).total_seconds()
-    _count_wait(send, wait)
-    if wait > HOLD_MAX_S:
-        return _back_to_queue(job, send, slot, "throttled")
+        _count_wait(send, wait)
+        if wait > HOLD_MAX_S:
+            return _back_to_queue(job, send, slot, "throttled")
     while True:
         if not ctx.sleep(wait):
             return _back_to_queue(job, send, slot, "shutdown")
@@ -128,13 +136,15 @@ def _pace(ctx: JobContext, job: Job, send: SendRequest) -> Outcome | None:
             taken = throttle.take(conn, send.throttle_key, send.spacing_s, send.hold_s)
         if taken.started:
             return None
-        if taken.busy:  # the previous create of this sender is still waiting for Twilio
-            wait = BUSY_POLL_S
-            continue
-        # Twilio answered the previous one late: follow one spacing after the answer.
-        assert taken.free_at is not None
-        slot = taken.free_at
-        wait = max(0.001, (taken.free_at - taken.db_now).total_seconds())
+        if taken.busy:
+            # The previous create of this sender still waits for Twilio: whenever it is
+            # answered, the sender is free one spacing later, so no sooner than that.
+            slot = taken.db_now + timedelta(seconds=send.spacing_s)
+        else:
+            # Twilio answered the previous one late: follow one spacing after the answer.
+            assert taken.free_at is not None
+            slot = taken.free_at
+        wait = max(0.001, (slot - taken.db_now).total_seconds())
         if wait > HOLD_MAX_S:
             return _back_to_queue(job, send, slot, "throttled")
 

@@ -10,21 +10,27 @@
 -- A backlog waits in the queue (run_at = its slot), never spinning.
 
 -- name: reserve
-INSERT INTO throttle_state AS t (key, tat, in_flight_until, updated_at)
-VALUES (%(key)s, now() + %(spacing_s)s * interval '1 second',
-        now() + %(hold_s)s * interval '1 second', now())
-ON CONFLICT (key) DO UPDATE SET
-    tat = GREATEST(t.tat, now()) + %(spacing_s)s * interval '1 second',
-    in_flight_until = CASE
-        WHEN t.tat <= now()
-         AND (t.in_flight_until IS NULL OR t.in_flight_until < now())
-         AND (t.last_answered_at IS NULL
-              OR t.last_answered_at <= now() - %(spacing_s)s * interval '1 second')
-        THEN now() + %(hold_s)s * interval '1 second' ELSE t.in_flight_until END,
-    updated_at = now()
-RETURNING tat - %(spacing_s)s * interval '1 second' AS slot,
-          in_flight_until = now() + %(hold_s)s * interval '1 second' AS started,
-          now() AS db_now;
+SELECT slot, started, now() AS db_now
+FROM smsgw_reserve_slot(%(key)s, %(spacing_s)s, %(hold_s)s);
+
+-- name: reserve_or_queue
+-- reserve, and when the slot is further away than hold_max_s put the job back in
+-- the queue at its slot in the same statement (fenced by its claim count).
+WITH reserved AS (
+    SELECT * FROM smsgw_reserve_slot(%(key)s, %(spacing_s)s, %(hold_s)s)
+), queued AS (
+    UPDATE outbox SET
+        run_at = (SELECT slot FROM reserved),
+        payload = payload || jsonb_build_object('slot', (SELECT slot FROM reserved),
+                                                'throttle_key', %(key)s::text),
+        locked_by = NULL,
+        updated_at = now()
+    WHERE id = %(job_id)s AND claims = %(claims)s AND state = 'queued'
+      AND (SELECT slot FROM reserved) > now() + %(hold_max_s)s * interval '1 second'
+    RETURNING id
+)
+SELECT r.slot, r.started, now() AS db_now, EXISTS (SELECT 1 FROM queued) AS queued
+FROM reserved r;
 
 -- name: take
 WITH taken AS (
