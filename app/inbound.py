@@ -16,6 +16,7 @@ from app.config import Settings
 from app.consent import record_consent
 from app.logs import event
 from app.outbound import SEND_KIND
+from app.pacing import place_new_sends
 from db import audit, messages, outbox
 from db.pool import Connection
 
@@ -68,5 +69,7 @@ def _post_payload(text: InboundText) -> dict[str, Any]:
 def _enqueue_help_reply(conn: Connection, settings: Settings, text: InboundText) -> None:
     payload = {"purpose": "help", "to": text.from_, "from": text.to, "body": settings.help_reply,
                "in_reply_to": text.sid, "dispatch": 1, "source": "help"}
-    outbox.enqueue(conn, SEND_KIND, f"help:{text.sid}", payload,
-                   ordering_key=f"help:{text.from_}")
+    job_id = outbox.enqueue(conn, SEND_KIND, f"help:{text.sid}", payload,
+                            ordering_key=f"help:{text.from_}")
+    if job_id is not None:
+        place_new_sends(conn, settings, [(job_id, payload)])

@@ -10,8 +10,9 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from app.config import is_e164
+from app.config import Settings, is_e164
 from app.logs import event
+from app.pacing import place_new_sends
 from app.status_sync import enqueue_cxone_update
 from app.statuses import failed_update
 from db import audit, cxone_state, outbox
@@ -94,19 +95,30 @@ def _media_urls(attachments: Any, message_id: str) -> list[str]:
     return urls
 
 
-def enqueue_reply(conn: Connection, reply: OutboundReply, *, source: str) -> bool:
-    """Enqueue the send job (once per CXone message id); True when it is new."""
-    job_id = outbox.enqueue(conn, SEND_KIND, reply.message_id, reply.payload(source),
-                            ordering_key=f"conv:{reply.conversation_id}")
-    if reply.from_:
-        # Threading: the customer's answer to this business number belongs here.
-        cxone_state.remember_conversation(conn, customer=reply.to, business=reply.from_,
-                                          conversation_id=reply.conversation_id)
-    if job_id is not None:
-        audit.append(conn, "message.enqueued", source=source, message_id=reply.message_id,
-                     phone=reply.to, to_state="queued",
-                     details={"conversation_id": reply.conversation_id, "job_id": job_id})
-    return job_id is not None
+def enqueue_replies(conn: Connection, settings: Settings, replies: list[OutboundReply], *,
+                    source: str) -> int:
+    """Enqueue send jobs (once per CXone message id) and place them on their senders' slots.
+
+    Returns how many were new. One placement statement for the whole batch.
+    """
+    new: list[tuple[int, dict[str, Any]]] = []
+    for reply in replies:
+        payload = reply.payload(source)
+        job_id = outbox.enqueue(conn, SEND_KIND, reply.message_id, payload,
+                                ordering_key=f"conv:{reply.conversation_id}")
+        if job_id is not None:
+            new.append((job_id, payload))
+            audit.append(conn, "message.enqueued", source=source, message_id=reply.message_id,
+                         phone=reply.to, to_state="queued",
+                         details={"conversation_id": reply.conversation_id, "job_id": job_id})
+    # Sender rows before conversation rows: the lock order smsgw_record_sent uses too.
+    place_new_sends(conn, settings, new)
+    for reply in replies:
+        if reply.from_:
+            # Threading: the customer's answer to this business number belongs here.
+            cxone_state.remember_conversation(conn, customer=reply.to, business=reply.from_,
+                                              conversation_id=reply.conversation_id)
+    return len(new)
 
 
 def reject_reply(conn: Connection, error: InvalidMessage, *, source: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
-from app.outbound import InvalidMessage, enqueue_reply, parse_reply
+from app.outbound import InvalidMessage, enqueue_replies, parse_reply
 from app.services import Services
 
 bp = Blueprint("cxone_push", __name__)
@@ -47,7 +47,7 @@ def push_outbound() -> Any:
     except InvalidMessage as exc:
         return _invalid(exc.field, exc.reason)
     with services.db.transaction() as conn:
-        new = enqueue_reply(conn, reply, source="push")
+        new = enqueue_replies(conn, services.settings, [reply], source="push") > 0
     return jsonify({"status": "accepted", "id": reply.message_id, "duplicate": not new}), 202
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from db.pool import Connection
 from db.queries import Q
 
@@ -46,15 +48,18 @@ def reserve(conn: Connection, key: str, spacing_s: float, hold_s: float) -> Rese
     return Reservation(slot=row["slot"], started=bool(row["started"]), db_now=row["db_now"])
 
 
-def reserve_or_queue(conn: Connection, key: str, spacing_s: float, hold_s: float, *,
-                     job_id: int, claims: int, hold_max_s: float) -> Placement:
-    """Reserve; a slot further than ``hold_max_s`` away puts the job back in the queue."""
-    row = conn.execute(Q["throttle.reserve_or_queue"], {
-        "key": key, "spacing_s": spacing_s, "hold_s": hold_s, "job_id": job_id,
-        "claims": claims, "hold_max_s": hold_max_s}).fetchone()
-    assert row is not None
-    return Placement(slot=row["slot"], started=bool(row["started"]),
-                     queued=bool(row["queued"]), db_now=row["db_now"])
+def place_sends(conn: Connection, jobs: list[dict[str, Any]], *, hold_s: float,
+                lookahead_s: float, take: bool = True) -> dict[int, Placement]:
+    """Slots for many jobs at once (``jobs``: id, claims, key, spacing, ord); by job id.
+
+    ``take``: the caller holds these jobs (claimed) and may take an idle sender;
+    without it (enqueue time) every job just goes to run_at = its slot.
+    """
+    rows = conn.execute(Q["throttle.place_sends"], {
+        "jobs": Jsonb(jobs), "hold_s": hold_s, "lookahead_s": lookahead_s,
+        "take": take}).fetchall()
+    return {int(r["id"]): Placement(slot=r["slot"], started=bool(r["started"]),
+                                    queued=bool(r["queued"]), db_now=r["db_now"]) for r in rows}
 
 
 def take(conn: Connection, key: str, spacing_s: float, hold_s: float) -> Take:

@@ -29,10 +29,13 @@ from worker.jobs import Bury, Done, Handled, JobContext, Outcome, Reschedule, Re
 log = logging.getLogger(__name__)
 
 Handler = Callable[[JobContext, Job], Outcome]
+# Sees a kind's jobs of one claim batch before they run; returns the ones to run now.
+Preparer = Callable[[JobContext, list[Job]], list[Job]]
 
 # Claim jobs due this soon and let each wait in its greenlet: sends land on their slot.
 LOOKAHEAD_S = 0.25
 MAX_IDLE_S = 1.0
+MIN_IDLE_S = 0.05
 CLAIM_BATCH = 50
 AUTH_RETRY_S = 60.0
 
@@ -41,9 +44,10 @@ class Dispatcher:
     """Claims and runs jobs with at most ``concurrency`` greenlets."""
 
     def __init__(self, ctx: JobContext, handlers: dict[str, Handler], *, concurrency: int,
-                 burst: bool = False) -> None:
+                 burst: bool = False, preparers: dict[str, Preparer] | None = None) -> None:
         self.ctx = ctx
         self.handlers = handlers
+        self.preparers = preparers or {}
         self.pool = gevent.pool.Pool(concurrency)
         self.wake = gevent.event.Event()
         self.burst = burst
@@ -58,13 +62,14 @@ class Dispatcher:
             if free <= 0:
                 self.pool.wait_available(timeout=MAX_IDLE_S)
                 continue
+            self.wake.clear()  # a NOTIFY from now on wakes the next idle wait
             try:
                 jobs = self._claim(min(free, CLAIM_BATCH))
             except DatabaseUnavailable as exc:
                 event(log, "dispatch.database_unavailable", logging.WARNING, error=str(exc))
                 self.ctx.sleep(1.0)
                 continue
-            for job in jobs:
+            for job in self._prepare(jobs):
                 self.pool.spawn(self.run_job, job)
             if len(jobs) >= min(free, CLAIM_BATCH):
                 gevent.sleep(0)  # more may be waiting: claim again after a yield
@@ -77,6 +82,23 @@ class Dispatcher:
         with self.ctx.db.connection() as conn:
             return outbox.claim(conn, worker=self.ctx.worker_id, limit=limit,
                                 lease_s=self.ctx.settings.job_lease_s, lookahead_s=LOOKAHEAD_S)
+
+    def _prepare(self, jobs: list[Job]) -> list[Job]:
+        """Let a kind's preparer see its jobs of this batch (sends: pacing in one statement)."""
+        if not self.preparers or not jobs:
+            return jobs
+        ready = [j for j in jobs if j.kind not in self.preparers]
+        for kind, prepare in self.preparers.items():
+            mine = [j for j in jobs if j.kind == kind]
+            if not mine:
+                continue
+            try:
+                ready.extend(prepare(self.ctx, mine))
+            except Exception as exc:  # each job then prepares itself when it runs
+                event(log, "dispatch.prepare_failed", logging.WARNING, kind=kind,
+                      error=str(exc)[:200])
+                ready.extend(mine)
+        return ready
 
     def _nothing_due(self) -> bool:
         with self.ctx.db.connection() as conn:
@@ -92,13 +114,13 @@ class Dispatcher:
             next_run_at, db_now = None, None
         timeout = MAX_IDLE_S
         if next_run_at is not None and db_now is not None:
+            # Jobs are claimed up to LOOKAHEAD_S early and wait in their greenlet, so
+            # waking at most every MIN_IDLE_S batches claims without making any late.
             due_in = (next_run_at - db_now).total_seconds() - LOOKAHEAD_S
-            timeout = min(MAX_IDLE_S, max(0.0, due_in))
+            timeout = min(MAX_IDLE_S, max(MIN_IDLE_S, due_in))
         if self.burst and len(self.pool):
-            timeout = min(timeout, 0.05)
-        if timeout > 0:
-            self.wake.clear()
-            self.wake.wait(timeout=timeout)
+            timeout = min(timeout, MIN_IDLE_S)
+        self.wake.wait(timeout=timeout)
 
     def join(self, timeout: float) -> bool:
         """Wait for running jobs; True when all finished within ``timeout``."""
@@ -137,6 +159,8 @@ class Dispatcher:
             log.exception("job.crashed", extra={"fields": {"job_id": job.id, "kind": job.kind}})
             outcome = self._retry_or_bury(job, TransientError(f"{type(exc).__name__}: {exc}"))
         self._write(job, outcome)
+        if job.ordering_key:
+            self.wake.set()  # the next job of its conversation may run now
         metrics.JOBS.labels(job.kind, type(outcome).__name__.lower()).inc()
         event(log, "job.finished", logging.DEBUG, job_id=job.id, kind=job.kind,
               outcome=type(outcome).__name__, ms=round((time.perf_counter() - started) * 1000, 1))

@@ -11,7 +11,7 @@ import logging
 
 from app.errors import AuthenticationFailed, DatabaseUnavailable, TransientError
 from app.logs import event
-from app.outbound import InvalidMessage, enqueue_reply, parse_reply, reject_reply
+from app.outbound import InvalidMessage, enqueue_replies, parse_reply, reject_reply
 from app.retry import RetryPolicy
 from db import cxone_state
 from db.pool import Connection
@@ -64,16 +64,18 @@ def poll_once(ctx: JobContext, conn: Connection) -> bool:
     page_size = ctx.settings.poll_page_size
     cursor = cxone_state.get_cursor(conn, CURSOR_NAME)
     page = ctx.services.cxone.poll_messages(cursor=cursor, page_size=page_size)
-    new = rejected = 0
+    rejected = 0
     with conn.transaction():
+        replies = []
         for item in page.items:
             if isinstance(item, dict) and item.get("status") not in POLLABLE_STATUSES:
                 continue  # already handled (e.g. pushed and sent): never send twice
             try:
-                new += enqueue_reply(conn, parse_reply(item), source="poll")
+                replies.append(parse_reply(item))
             except InvalidMessage as exc:
                 rejected += 1
                 reject_reply(conn, exc, source="poll")
+        new = enqueue_replies(conn, ctx.settings, replies, source="poll")
         if page.cursor is not None:
             cxone_state.save_cursor(conn, CURSOR_NAME, page.cursor)
     if page.items:

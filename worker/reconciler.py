@@ -21,7 +21,7 @@ from typing import Any
 from app import metrics
 from app.errors import AuthenticationFailed, NotFound, TransientError
 from app.logs import event
-from app.outbound import InvalidMessage, enqueue_reply, parse_reply, reject_reply
+from app.outbound import InvalidMessage, enqueue_replies, parse_reply, reject_reply
 from app.receipts import Receipt, apply_pending_receipts, record_receipt
 from app.services import Services
 from app.status_sync import enqueue_cxone_update
@@ -165,7 +165,8 @@ def _reconcile_pending(services: Services, item: Any) -> str:
         mapped = messages.state_of_message(conn, message_id)
         if job is None and mapped is None:
             try:
-                enqueue_reply(conn, parse_reply(item), source="reconcile")
+                enqueue_replies(conn, services.settings, [parse_reply(item)],
+                                source="reconcile")
             except InvalidMessage as exc:
                 reject_reply(conn, exc, source="reconcile")
             event(log, "reconcile.enqueued_missed", message_id=message_id)

@@ -23,13 +23,13 @@ from app.logs import event
 from app.services import Services
 from app.status_sync import CXONE_STATUS_KIND
 from db import ops
-from worker.dispatcher import Dispatcher, Handler
+from worker.dispatcher import Dispatcher, Handler, Preparer
 from worker.housekeeping import run_housekeeping
 from worker.inbound_post import handle_cxone_inbound
 from worker.jobs import JobContext
 from worker.poller import run_poller
 from worker.reconciler import run_reconciler
-from worker.send import handle_send
+from worker.send import handle_send, place_sends
 from worker.status_push import handle_cxone_status
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 20.0
 HEARTBEAT_S = 5.0
 
+PREPARERS: dict[str, Preparer] = {"send_sms": place_sends}
 HANDLERS: dict[str, Handler] = {
     "send_sms": handle_send,
     CXONE_STATUS_KIND: handle_cxone_status,
@@ -55,7 +56,8 @@ class Worker:
         self.burst = burst
         self.poll = poll and not burst
         concurrency = concurrency or services.settings.worker_concurrency
-        self.dispatcher = Dispatcher(self.ctx, HANDLERS, concurrency=concurrency, burst=burst)
+        self.dispatcher = Dispatcher(self.ctx, HANDLERS, concurrency=concurrency, burst=burst,
+                                     preparers=PREPARERS)
         self._signals = 0
 
     def run(self) -> int:

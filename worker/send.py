@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from app.compliance import OPTED_OUT, may_send
 from app.consent import record_consent
 from app.errors import AuthenticationFailed, DatabaseUnavailable, PermanentError, TransientError
 from app.logs import event
+from app.pacing import pace_for
 from app.receipts import Receipt, apply_pending_receipts, record_receipt
 from app.status_sync import enqueue_cxone_update
 from app.statuses import OPT_OUT_ERROR, error_message, failed_update, twilio_rank
@@ -73,16 +75,10 @@ class SendRequest:
         self.media_urls: list[str] = list(p.get("media_urls") or [])
         self.dispatch: int = int(p.get("dispatch") or 1)
         self.source: str = p.get("source") or "poll"
-        pool = settings.sender_numbers
-        # A re-dispatch names its sender; otherwise the CXone `from`, when it is ours.
-        wanted = p["sender"] if "sender" in p else p.get("from")
-        self.sender: str | None = wanted if wanted in pool else None
-        if self.sender:
-            self.throttle_key = f"sender:{self.sender}"
-            self.spacing_s = 1.0 / settings.sender_mps
-        else:
-            self.throttle_key = f"service:{settings.twilio_messaging_service_sid}"
-            self.spacing_s = 1.0 / settings.effective_service_mps
+        pace = pace_for(settings, p)
+        self.sender: str | None = pace.sender
+        self.throttle_key = pace.key
+        self.spacing_s = pace.spacing_s
         self.hold_s = settings.twilio_timeout_s + 5.0
         self.sender_released = False
         identity = self.message_id or job.dedupe_key
@@ -106,29 +102,62 @@ def _refuse(ctx: JobContext, job: Job, send: SendRequest, reason: str) -> Outcom
 
 # -- pacing --------------------------------------------------------------------------------
 
+def place_sends(ctx: JobContext, jobs: list[Job]) -> list[Job]:
+    """Pace a claimed batch before any job runs (the dispatcher's preparer for sends).
+
+    Jobs without a slot get one, all in one statement (smsgw_place_sends); those
+    whose slot is far away go back to the queue at it and are dropped from the
+    batch. The rest run now, carrying their slot (and ``taken`` when this claim
+    already holds an idle sender).
+    """
+    ready: list[Job] = []
+    unplaced: list[tuple[Job, SendRequest]] = []
+    for job in jobs:
+        send = SendRequest(ctx, job)
+        if parse_iso(job.payload.get("slot")) and \
+                job.payload.get("throttle_key") == send.throttle_key:
+            ready.append(job)
+        else:
+            unplaced.append((job, send))
+    if not unplaced:
+        return jobs
+    spec = [{"id": job.id, "claims": job.claims, "key": send.throttle_key,
+             "spacing": send.spacing_s, "ord": n} for n, (job, send) in enumerate(unplaced)]
+    with ctx.db.connection() as conn:
+        placed = throttle.place_sends(conn, spec, hold_s=unplaced[0][1].hold_s,
+                                      lookahead_s=HOLD_MAX_S)
+    for job, send in unplaced:
+        place = placed[job.id]
+        _count_wait(send, (place.slot - place.db_now).total_seconds())
+        if place.queued:
+            continue  # back in the queue at its slot
+        ready.append(replace(job, db_now=place.db_now, payload={
+            **job.payload, "slot": iso(place.slot), "throttle_key": send.throttle_key,
+            "taken": place.started}))
+    return ready
+
+
 def _pace(ctx: JobContext, job: Job, send: SendRequest) -> Outcome | None:
     """Wait for this sender's slot; None when the send may start now.
 
-    Pacing comes first, before any other read: a job whose slot is far away goes
-    back to the queue in the same statement that reserved it.
+    Pacing comes first, before any other read. ``place_sends`` gave the job its
+    slot when it was claimed.
     """
+    if job.payload.get("taken"):
+        return None  # this claim holds the idle sender already
     slot = parse_iso(job.payload.get("slot"))
     if slot is None or job.payload.get("throttle_key") != send.throttle_key:
-        with ctx.db.connection() as conn:
-            placed = throttle.reserve_or_queue(conn, send.throttle_key, send.spacing_s,
-                                               send.hold_s, job_id=job.id, claims=job.claims,
-                                               hold_max_s=HOLD_MAX_S)
-        if placed.started:
-            return None
-        slot, wait = placed.slot, (placed.slot - placed.db_now).total_seconds()
-        _count_wait(send, wait)
-        if placed.queued:
+        placed = place_sends(ctx, [job])  # a job run without the dispatcher's preparer
+        if not placed:
             return Handled()
-    else:
-        wait = (slot - job.db_now).total_seconds()
-        _count_wait(send, wait)
-        if wait > HOLD_MAX_S:
-            return _back_to_queue(job, send, slot, "throttled")
+        job = placed[0]
+        if job.payload.get("taken"):
+            return None
+        slot = parse_iso(job.payload["slot"])
+        assert slot is not None
+    wait = (slot - job.db_now).total_seconds()
+    if wait > HOLD_MAX_S:
+        return _back_to_queue(job, send, slot, "throttled")
     while True:
         if not ctx.sleep(wait):
             return _back_to_queue(job, send, slot, "shutdown")
@@ -140,9 +169,13 @@ def _pace(ctx: JobContext, job: Job, send: SendRequest) -> Outcome | None:
             # The previous create of this sender still waits for Twilio: whenever it is
             # answered, the sender is free one spacing later, so no sooner than that.
             slot = taken.db_now + timedelta(seconds=send.spacing_s)
+        elif taken.free_at is None:
+            # No pacing row for this sender (gone, or its placement rolled back): the
+            # job goes back to the queue without a slot and is placed afresh.
+            return Reschedule(run_at=taken.db_now, patch={"slot": None},
+                              reason="sender not placed")
         else:
             # Twilio answered the previous one late: follow one spacing after the answer.
-            assert taken.free_at is not None
             slot = taken.free_at
         wait = max(0.001, (slot - taken.db_now).total_seconds())
         if wait > HOLD_MAX_S:

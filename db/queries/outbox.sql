@@ -104,8 +104,15 @@ WHERE id = %(id)s AND claims = %(claims)s AND state = 'queued'
 RETURNING id;
 
 -- name: next_due
--- When the next job becomes runnable (NULL when the queue is empty).
-SELECT min(run_at) AS next_run_at, now() AS db_now FROM outbox WHERE state = 'queued';
+-- When the next job becomes runnable (NULL when nothing is queued); jobs waiting
+-- behind an earlier one of their ordering key do not count (they are not runnable).
+SELECT (SELECT run_at FROM outbox o
+        WHERE state = 'queued'
+          AND (ordering_key IS NULL OR NOT EXISTS (
+                SELECT 1 FROM outbox e
+                WHERE e.state = 'queued' AND e.ordering_key = o.ordering_key AND e.id < o.id))
+        ORDER BY run_at, id LIMIT 1) AS next_run_at,
+       now() AS db_now;
 
 -- name: get
 SELECT * FROM outbox WHERE id = %(id)s;

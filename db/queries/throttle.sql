@@ -13,25 +13,6 @@
 SELECT slot, started, now() AS db_now
 FROM smsgw_reserve_slot(%(key)s, %(spacing_s)s, %(hold_s)s);
 
--- name: reserve_or_queue
--- reserve, and when the slot is further away than hold_max_s put the job back in
--- the queue at its slot in the same statement (fenced by its claim count).
-WITH reserved AS (
-    SELECT * FROM smsgw_reserve_slot(%(key)s, %(spacing_s)s, %(hold_s)s)
-), queued AS (
-    UPDATE outbox SET
-        run_at = (SELECT slot FROM reserved),
-        payload = payload || jsonb_build_object('slot', (SELECT slot FROM reserved),
-                                                'throttle_key', %(key)s::text),
-        locked_by = NULL,
-        updated_at = now()
-    WHERE id = %(job_id)s AND claims = %(claims)s AND state = 'queued'
-      AND (SELECT slot FROM reserved) > now() + %(hold_max_s)s * interval '1 second'
-    RETURNING id
-)
-SELECT r.slot, r.started, now() AS db_now, EXISTS (SELECT 1 FROM queued) AS queued
-FROM reserved r;
-
 -- name: take
 WITH taken AS (
     UPDATE throttle_state SET in_flight_until = now() + %(hold_s)s * interval '1 second',
@@ -56,3 +37,7 @@ WHERE key = %(key)s;
 SELECT key, tat AS next_slot, last_answered_at, in_flight_until,
        GREATEST(EXTRACT(EPOCH FROM tat - now()), 0) AS backlog_s
 FROM throttle_state ORDER BY key;
+
+-- name: place_sends
+-- Slots for a whole batch of send jobs (see smsgw_place_sends, migration 0006).
+SELECT * FROM smsgw_place_sends(%(jobs)s, %(hold_s)s, %(lookahead_s)s, %(take)s);

@@ -44,6 +44,7 @@ def main() -> int:
                                                "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep the database (prints its URL)")
     args = parser.parse_args()
     if args.role == "worker":
         return run_worker(args)
@@ -56,6 +57,7 @@ def main() -> int:
 
 def run(args: argparse.Namespace) -> dict:
     import psycopg
+    import psycopg.rows
     from psycopg.conninfo import make_conninfo
 
     sys.path.insert(0, str(ROOT))
@@ -68,12 +70,13 @@ def run(args: argparse.Namespace) -> dict:
     try:
         migrate.migrate(url)
         senders = [f"+1800{n:07d}" for n in range(args.senders)]
-        with psycopg.connect(url, autocommit=True) as conn:
+        with psycopg.connect(url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
             conn.execute(RECEIVER)
-            _enqueue_backlog(conn, senders, args.per_sender)
+            _enqueue_backlog(conn, senders, args.per_sender, args.mps)
         procs = [subprocess.Popen([sys.executable, __file__, "--role", "worker", "--url", url,
                                    "--senders", str(args.senders), "--mps", str(args.mps),
-                                   "--concurrency", str(args.concurrency)], cwd=ROOT)
+                                   "--concurrency", str(args.concurrency),
+                                   "--workers", str(args.workers)], cwd=ROOT)
                  for _ in range(args.workers)]
         total = args.senders * args.per_sender
         started = time.monotonic()
@@ -85,17 +88,29 @@ def run(args: argparse.Namespace) -> dict:
             proc.wait(timeout=60)
         return _analyse(url, args, total)
     finally:
-        with psycopg.connect(args.database_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if args.keep:
+            print(f"kept database: {url}", file=sys.stderr)
+        else:
+            with psycopg.connect(args.database_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _enqueue_backlog(conn, senders: list[str], per_sender: int) -> None:  # type: ignore[no-untyped-def]
+def _enqueue_backlog(conn, senders: list[str], per_sender: int, mps: float) -> None:  # type: ignore[no-untyped-def]
+    """The backlog, enqueued and placed as the poller does it: pages of 100 replies."""
+    from db import throttle
+
     with conn.cursor().copy("COPY outbox (kind, dedupe_key, payload) FROM STDIN") as copy:
         for round_ in range(per_sender):
             for n, sender in enumerate(senders):
                 payload = json.dumps({"purpose": "bench", "to": f"+1415{n:07d}", "from": sender,
                                       "body": f"paced {round_}"})
                 copy.write_row(("send_sms", f"pace-{n}-{round_}", payload))
+    rows = conn.execute("SELECT id, payload->>'from' AS sender FROM outbox ORDER BY id").fetchall()
+    for start in range(0, len(rows), 100):
+        throttle.place_sends(conn, [{"id": r["id"], "claims": 0, "key": f"sender:{r['sender']}",
+                                     "spacing": 1.0 / mps, "ord": n}
+                                    for n, r in enumerate(rows[start:start + 100])],
+                             hold_s=0.0, lookahead_s=0.0, take=False)
 
 
 def _count(url: str) -> int:
@@ -166,7 +181,9 @@ def run_worker(args: argparse.Namespace) -> int:
         "TWILIO_MESSAGING_SERVICE_SID": defaults.TWILIO_MESSAGING_SERVICE_SID,
         "SENDER_NUMBERS": ",".join(f"+1800{n:07d}" for n in range(args.senders)),
         "SENDER_MPS": str(args.mps), "LOG_LEVEL": "WARNING"})
-    services = Services(settings=settings, db=Database(args.url, max_size=40))
+    # Stay under Postgres's default max_connections (100) whatever the worker count.
+    services = Services(settings=settings,
+                        db=Database(args.url, max_size=min(40, 80 // args.workers)))
     ctx = JobContext(services=services, worker_id=f"bench-{os.getpid()}")
 
     def paced_insert(ctx: JobContext, job):  # type: ignore[no-untyped-def]
@@ -195,7 +212,8 @@ def run_worker(args: argparse.Namespace) -> int:
 
     import gevent
 
-    dispatcher = Dispatcher(ctx, {"send_sms": paced_insert}, concurrency=args.concurrency)
+    dispatcher = Dispatcher(ctx, {"send_sms": paced_insert}, concurrency=args.concurrency,
+                            preparers={"send_sms": send_job.place_sends})
     gevent.signal_handler(signal.SIGTERM, ctx.stopping.set)
     dispatcher.run()
     dispatcher.join(timeout=10)

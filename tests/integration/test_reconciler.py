@@ -131,7 +131,8 @@ def test_replayed_dead_letter_that_twilio_has_is_not_sent_twice(database_url, cx
                              str(job_id)], env=env, cwd=ROOT, capture_output=True, text=True,
                             timeout=60)
     assert replay.returncode == 0, replay.stderr
-    wait_for(lambda: cxone.statuses(reply["id"]) == ["SENT", "DELIVERED"], timeout=30, message="SENT")
+    wait_for(lambda: cxone.statuses(reply["id"]) == ["SENT", "DELIVERED"], timeout=30,
+             message="SENT")
     time.sleep(1)
     assert len(twilio.messages()) == 1
     assert [c["result"] for c in twilio.creates()] == ["created"]
