@@ -25,6 +25,7 @@ LEADER_RETRY_S = 2.0
 AUTH_RETRY_S = 60.0
 BACKOFF = RetryPolicy(base_s=1.0, max_s=60.0, max_attempts=1_000_000)
 POLLABLE_STATUSES = (None, "", "PENDING")
+BUSY_POLL_S = 0.25
 
 
 def run_poller(ctx: JobContext) -> None:
@@ -38,10 +39,10 @@ def run_poller(ctx: JobContext) -> None:
                 continue
             assert leadership.conn is not None
             try:
-                full = poll_once(ctx, leadership.conn)
+                items = poll_once(ctx, leadership.conn)
                 failures = 0
-                if not full:
-                    ctx.sleep(ctx.settings.poll_interval_s)
+                ctx.sleep(next_poll_in(items, ctx.settings.poll_page_size,
+                                       ctx.settings.poll_interval_s))
             except AuthenticationFailed as exc:
                 event(log, "poll.credentials_rejected", logging.ERROR, error=str(exc))
                 ctx.sleep(AUTH_RETRY_S)
@@ -59,8 +60,18 @@ def run_poller(ctx: JobContext) -> None:
         leadership.release()
 
 
-def poll_once(ctx: JobContext, conn: Connection) -> bool:
-    """Poll one page and enqueue it; True when the page was full (poll again at once)."""
+def next_poll_in(items: int, page_size: int, interval_s: float) -> float:
+    """A full page: poll again at once. Some items: replies are flowing, poll again
+    soon (so a burst of replies is not held for a whole interval). None: wait."""
+    if items >= page_size:
+        return 0.0
+    if items:
+        return min(interval_s, BUSY_POLL_S)
+    return interval_s
+
+
+def poll_once(ctx: JobContext, conn: Connection) -> int:
+    """Poll one page and enqueue it; how many items the page had."""
     page_size = ctx.settings.poll_page_size
     cursor = cxone_state.get_cursor(conn, CURSOR_NAME)
     page = ctx.services.cxone.poll_messages(cursor=cursor, page_size=page_size)
@@ -80,4 +91,4 @@ def poll_once(ctx: JobContext, conn: Connection) -> bool:
             cxone_state.save_cursor(conn, CURSOR_NAME, page.cursor)
     if page.items:
         event(log, "poll.page", items=len(page.items), new=new, rejected=rejected)
-    return len(page.items) >= page_size
+    return len(page.items)

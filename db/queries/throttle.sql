@@ -14,19 +14,23 @@ SELECT slot, started, now() AS db_now
 FROM smsgw_reserve_slot(%(key)s, %(spacing_s)s, %(hold_s)s);
 
 -- name: take
+-- Start now if the sender is free (smsgw_sender_free_at, migration 0008); otherwise
+-- say when it will be (free_at), or that a create of it is still in flight (busy).
 WITH taken AS (
     UPDATE throttle_state SET in_flight_until = now() + %(hold_s)s * interval '1 second',
-                              updated_at = now()
+                              last_started_at = now(), updated_at = now()
     WHERE key = %(key)s
-      AND (in_flight_until IS NULL OR in_flight_until < now())
-      AND (last_answered_at IS NULL
-           OR last_answered_at <= now() - %(spacing_s)s * interval '1 second')
+      AND smsgw_sender_free_at(in_flight_until, last_answered_at, last_started_at,
+                               %(spacing_s)s) <= now()
     RETURNING key
+), sender_row AS (
+    SELECT smsgw_sender_free_at(in_flight_until, last_answered_at, last_started_at,
+                                %(spacing_s)s) AS free_at
+    FROM throttle_state WHERE key = %(key)s
 )
 SELECT EXISTS (SELECT 1 FROM taken) AS started,
-       (SELECT last_answered_at + %(spacing_s)s * interval '1 second'
-        FROM throttle_state WHERE key = %(key)s) AS free_at,
-       (SELECT in_flight_until > now() FROM throttle_state WHERE key = %(key)s) AS busy,
+       (SELECT GREATEST(free_at, now()) FROM sender_row WHERE free_at IS NOT NULL) AS free_at,
+       EXISTS (SELECT 1 FROM sender_row WHERE free_at IS NULL) AS busy,
        now() AS db_now;
 
 -- name: answered

@@ -196,13 +196,34 @@ class Bench:
         creates = self.tw.get("/_sandbox/creates")["creates"]
         latencies = sorted((c["at"] - posted[c["body"]]) * 1000 for c in creates
                            if c["body"] in posted)
+        to_enqueue, to_create = self._breakdown(posted, creates)
         return {
+            "posted_to_enqueued_p50_p99_ms": to_enqueue,
+            "enqueued_to_created_p50_p99_ms": to_create,
             "offered_msg_per_s": rate, "messages": len(latencies),
             "p50_ms": round(statistics.median(latencies), 1),
             "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
             "max_ms": round(latencies[-1], 1),
             "target_p99_ms": self.args.poll_interval * 1000 + 200,
         }
+
+    def _breakdown(self, posted: dict[str, float], creates: list[dict]) -> tuple[list, list]:
+        """Where the latency goes: waiting for the poll, then our queue and the create."""
+        with psycopg.connect(self.url) as conn:
+            rows = conn.execute("""
+                SELECT o.payload->>'body', EXTRACT(EPOCH FROM a.at)
+                FROM outbox o JOIN audit_log a ON a.cxone_message_id = o.dedupe_key
+                WHERE a.event = 'message.enqueued'""").fetchall()
+        enqueued = {body: float(at) for body, at in rows if body in posted}
+        created = {c["body"]: c["at"] for c in creates if c["body"] in enqueued}
+        first = sorted((enqueued[b] - posted[b]) * 1000 for b in enqueued)
+        second = sorted((created[b] - enqueued[b]) * 1000 for b in created)
+
+        def p50_p99(values: list[float]) -> list[float]:
+            return [round(statistics.median(values), 1),
+                    round(values[int(len(values) * 0.99) - 1], 1)] if values else []
+
+        return p50_p99(first), p50_p99(second)
 
     # -- CPU -------------------------------------------------------------------------------
 

@@ -67,3 +67,14 @@ def test_keys_are_independent(db: Database) -> None:
     with db.connection() as conn:
         assert throttle.reserve(conn, "sender:a", 10, 20).started
         assert throttle.reserve(conn, "sender:b", 10, 20).started
+
+
+def test_a_fast_sender_spaces_starts_and_allows_several_in_flight(db: Database) -> None:
+    # 20/s (spacing 50 ms): waiting for every answer would cap it at 1/latency.
+    with db.connection() as conn:
+        assert throttle.reserve(conn, "k", 0.05, 20).started  # in flight, never answered
+        early = throttle.take(conn, "k", 0.05, 20)
+        assert not early.started and not early.busy
+        assert 0 < (early.free_at - early.db_now).total_seconds() <= 0.05
+        time.sleep(0.06)
+        assert throttle.take(conn, "k", 0.05, 20).started  # a second one in flight

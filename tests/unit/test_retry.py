@@ -36,3 +36,4 @@ def test_gives_up_after_max_attempts_and_on_permanent_errors() -> None:
     assert policy.decide(TransientError("x"), 5) is None
     assert policy.decide(PermanentError("x"), 1) is None
     assert policy.decide(ValueError("bug"), 1) is None
+
