@@ -120,3 +120,10 @@ def get(conn: Connection, job_id: int) -> dict[str, Any] | None:
 
 def get_by_dedupe_key(conn: Connection, dedupe_key: str) -> dict[str, Any] | None:
     return conn.execute(Q["outbox.get_by_dedupe_key"], {"dedupe_key": dedupe_key}).fetchone()
+
+
+def complete_many(conn: Connection, jobs: list[Job]) -> set[int]:
+    """Complete many jobs in one statement; the ids whose lease was still ours."""
+    rows = conn.execute(Q["outbox.complete_many"], {"ids": [j.id for j in jobs],
+                                                    "claims": [j.claims for j in jobs]})
+    return {int(r["id"]) for r in rows}

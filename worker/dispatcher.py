@@ -24,6 +24,7 @@ from app.retry import RetryPolicy
 from db import audit, outbox
 from db.outbox import Job
 from db.pool import Connection
+from worker.completions import Completions
 from worker.jobs import Bury, Done, Handled, JobContext, Outcome, Reschedule, Retry
 
 log = logging.getLogger(__name__)
@@ -51,12 +52,22 @@ class Dispatcher:
         self.pool = gevent.pool.Pool(concurrency)
         self.wake = gevent.event.Event()
         self.burst = burst
+        self.completions = Completions(ctx.db, self._after_completion)
         self.policy = RetryPolicy(base_s=ctx.settings.retry_base_s,
                                   max_s=ctx.settings.retry_max_s,
                                   max_attempts=ctx.settings.max_attempts)
 
     def run(self) -> None:
         """Claim and spawn until the worker stops (or, in burst mode, until idle)."""
+        flusher = gevent.spawn(self.completions.run, self.ctx.stopping)
+        try:
+            self._loop()
+        finally:
+            if self.burst:
+                self.ctx.stopping.set()
+            flusher.join(timeout=10)
+
+    def _loop(self) -> None:
         while not self.ctx.stopping.is_set():
             free = self.pool.free_count()
             if free <= 0:
@@ -74,7 +85,8 @@ class Dispatcher:
             if len(jobs) >= min(free, CLAIM_BATCH):
                 gevent.sleep(0)  # more may be waiting: claim again after a yield
                 continue
-            if self.burst and not jobs and len(self.pool) == 0 and self._nothing_due():
+            if self.burst and not jobs and len(self.pool) == 0 \
+                    and self.completions.wait_idle(5) and self._nothing_due():
                 return
             self._idle()
 
@@ -123,8 +135,10 @@ class Dispatcher:
         self.wake.wait(timeout=timeout)
 
     def join(self, timeout: float) -> bool:
-        """Wait for running jobs; True when all finished within ``timeout``."""
-        return bool(self.pool.join(timeout=timeout))
+        """Wait for running jobs and mark the finished ones done; True when all finished."""
+        finished = bool(self.pool.join(timeout=timeout))
+        self.completions.flush()
+        return finished
 
     def kill_remaining(self) -> None:
         self.pool.kill(block=True, timeout=2)
@@ -158,12 +172,18 @@ class Dispatcher:
         except Exception as exc:
             log.exception("job.crashed", extra={"fields": {"job_id": job.id, "kind": job.kind}})
             outcome = self._retry_or_bury(job, TransientError(f"{type(exc).__name__}: {exc}"))
-        self._write(job, outcome)
-        if job.ordering_key:
-            self.wake.set()  # the next job of its conversation may run now
+        if isinstance(outcome, Done):
+            self.completions.add(job)  # marked done with others, moments from now
+        else:
+            self._write(job, outcome)
+            self._after_completion([job])
         metrics.JOBS.labels(job.kind, type(outcome).__name__.lower()).inc()
         event(log, "job.finished", logging.DEBUG, job_id=job.id, kind=job.kind,
               outcome=type(outcome).__name__, ms=round((time.perf_counter() - started) * 1000, 1))
+
+    def _after_completion(self, jobs: list[Job]) -> None:
+        if any(job.ordering_key for job in jobs):
+            self.wake.set()  # the next job of a conversation may run now
 
     def _retry_or_bury(self, job: Job, exc: TransientError) -> Outcome:
         attempts = job.attempts + 1

@@ -119,3 +119,9 @@ SELECT * FROM outbox WHERE id = %(id)s;
 
 -- name: get_by_dedupe_key
 SELECT * FROM outbox WHERE dedupe_key = %(dedupe_key)s;
+
+-- name: complete_many
+-- Complete a batch of finished jobs in one statement (each fenced by its claims);
+-- returns the ids that were still ours.
+SELECT j.id FROM unnest(%(ids)s::bigint[], %(claims)s::integer[]) AS j(id, claims)
+WHERE smsgw_complete_job(j.id, j.claims);

@@ -96,19 +96,21 @@ class Run:
 
 def outbox_settings() -> dict[str, Any]:
     """What is compared, for the report."""
+    from worker.completions import MAX_BATCH
     from worker.dispatcher import CLAIM_BATCH, LOOKAHEAD_S
 
     return {
         "driver": f"psycopg {metadata.version('psycopg')} (sync), one connection per process",
         "claim": f"outbox.claim: batch {CLAIM_BATCH} (the dispatcher's CLAIM_BATCH), "
                  f"lease {JOB_LEASE_S:g} s, lookahead {LOOKAHEAD_S} s",
-        "pacing": f"throttle.reserve / throttle.answered on {SENDERS} sender keys "
-                  f"(key from the payload), spacing {SPACING_S:g} s, hold {HOLD_S:g} s",
-        "per job": "reserve; BEGIN; answered; complete; COMMIT (answered and complete "
-                   "commit together, as the send job does) = 3 statements, 5 round trips, "
-                   f"2 commits, plus 1 claim per {CLAIM_BATCH} jobs",
-        "concurrency": "1 job at a time per process (the real worker overlaps up to "
-                       "WORKER_CONCURRENCY=16 in greenlets)",
+        "pacing": f"throttle.place_sends for the claimed batch (the dispatcher's preparer) "
+                  f"on {SENDERS} sender keys, spacing {SPACING_S:g} s; a job whose sender "
+                  "another job of the batch took first waits with throttle.take",
+        "complete": f"outbox.complete_many, as the dispatcher's batcher marks finished jobs "
+                    f"done (up to {MAX_BATCH} per statement)",
+        "per batch": "claim + place + complete = 3 statements (+1 take per sender collision)",
+        "concurrency": "1 batch at a time per process (the real worker overlaps up to "
+                       "WORKER_CONCURRENCY jobs in greenlets)",
     }
 
 
@@ -125,7 +127,7 @@ def outbox_prepare(url: str, jobs: int) -> None:
 
 
 def outbox_worker(url: str, index: int, barrier: Barrier, options: Options) -> WorkerReport:
-    """Claim a batch, then per job: pacing slot, (no send), answered + complete."""
+    """Claim a batch, pace it in one statement, (no send), mark the batch done."""
     from db import outbox, throttle
     from db.pool import Database
     from worker.dispatcher import CLAIM_BATCH, LOOKAHEAD_S
@@ -139,32 +141,31 @@ def outbox_worker(url: str, index: int, barrier: Barrier, options: Options) -> W
                             lookahead_s=LOOKAHEAD_S)
         if not jobs:  # burst mode: nothing runnable left
             break
+        keys = {job.id: f"sender:{job.payload['from']}" for job in jobs}
+        placed = throttle.place_sends(
+            conn, [{"id": job.id, "claims": job.claims, "key": keys[job.id],
+                    "spacing": SPACING_S, "ord": n} for n, job in enumerate(jobs)],
+            hold_s=HOLD_S, lookahead_s=LOOKAHEAD_S)
         for job in jobs:
-            key = f"sender:{job.payload['from']}"
-            if not throttle.reserve(conn, key, SPACING_S, HOLD_S).started:
+            if not placed[job.id].started:
                 report.throttle_waits += 1
-                _wait_for_sender(conn, key)
+                _wait_for_sender(conn, keys[job.id])
             # The Twilio create would be here.
-            with conn.transaction():
-                throttle.answered(conn, key)
-                if outbox.complete(conn, job):
-                    report.ran += 1
+        report.ran += len(outbox.complete_many(conn, jobs))
     report.finished_at = time.monotonic()
     conn.close()
     return report
 
 
 def _wait_for_sender(conn: Any, key: str) -> None:
-    """Another process holds this sender right now: poll as worker/send.py's _pace does."""
+    """Another job of the batch took this sender first: wait as worker/send.py's _pace does."""
     from db import throttle
-    from worker.send import BUSY_POLL_S
 
     taken = throttle.take(conn, key, SPACING_S, HOLD_S)
     while not taken.started:
-        if taken.busy or taken.free_at is None:
-            time.sleep(BUSY_POLL_S)
-        else:
-            time.sleep(max(0.001, (taken.free_at - taken.db_now).total_seconds()))
+        wait = SPACING_S if taken.busy or taken.free_at is None else \
+            (taken.free_at - taken.db_now).total_seconds()
+        time.sleep(max(0.0, wait))
         taken = throttle.take(conn, key, SPACING_S, HOLD_S)
 
 
