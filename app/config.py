@@ -82,6 +82,7 @@ class Settings:
     outbox_retention_s: float = 7 * 86400.0
     dedupe_retention_s: float = 30 * 86400.0
     metrics_port: int | None = None
+    database_pool_size: int = 10
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -160,6 +161,8 @@ class Settings:
             dedupe_retention_s=env.number("DEDUPE_RETENTION_S", cls.dedupe_retention_s, float,
                                           minimum=86400),
             metrics_port=env.number("METRICS_PORT", None, int, minimum=1, maximum=65535),
+            database_pool_size=env.number("DATABASE_POOL_SIZE", cls.database_pool_size, int,
+                                          minimum=2, maximum=200),
             log_level=env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
                                  upper=True),
         )

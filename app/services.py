@@ -55,10 +55,12 @@ class Services:
             self.db.close()
 
 
-def build_services(settings: Settings, *, process_name: str, pool_size: int = 10) -> Services:
+def build_services(settings: Settings, *, process_name: str,
+                   pool_size: int | None = None) -> Services:
     """Services for ``settings``; DATABASE_URL unset → the embedded Postgres (local runs)."""
     from db.embedded import resolve_database_url
 
     url = resolve_database_url(settings.database_url)
-    db = Database(url, max_size=pool_size, application_name=f"smsgw-{process_name}")
+    db = Database(url, max_size=pool_size or settings.database_pool_size,
+                  application_name=f"smsgw-{process_name}")
     return Services(settings=settings, db=db, process_name=process_name)

@@ -29,9 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
     configure_logging(settings.log_level, process_name="worker")
     try:
-        services = build_services(settings, process_name="worker",
-                                  pool_size=min(40, (args.concurrency or
-                                                     settings.worker_concurrency) + 8))
+        services = build_services(settings, process_name="worker")
     except EmbeddedUnavailable as exc:
         print(f"worker: {exc}", file=sys.stderr, flush=True)
         return 78

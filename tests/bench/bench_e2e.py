@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import requests
@@ -74,13 +75,18 @@ def main() -> int:
 class Bench:
     """One sandbox, one gateway, one fresh database."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, *, prepare: Any = None) -> None:
+        """``prepare(url)`` runs on the migrated database before anything starts."""
         self.args = args
+        self.prepare = prepare
         self.dbname = f"smsgw_bench_{uuid.uuid4().hex[:8]}"
         self.processes: list[Process] = []
+        self.sims: list[Process] = []
 
-    def run(self) -> dict:
+    def run(self, *, latency: bool = True) -> dict:
         url = self.url = self._create_database()
+        if self.prepare is not None:
+            self.prepare(url)
         cx, tw = self._start_simulators()
         port = free_port()
         env = gateway_env(url, cx, tw, public_base_url=f"http://127.0.0.1:{port}",
@@ -96,7 +102,8 @@ class Bench:
         time.sleep(2)  # let every process settle (imports, first connections)
         results = {"config": vars(self.args) | {"json": None}}
         results["throughput"] = self._throughput()
-        results["latency"] = self._latency()
+        if latency:
+            results["latency"] = self._latency()
         return results
 
     # -- setup -----------------------------------------------------------------------------
@@ -117,6 +124,7 @@ class Bench:
             proc = start_process(name, [sys.executable, "-m", "app.sandbox", name, "--port",
                                         str(port)], env)
             self.processes.append(proc)
+            self.sims.append(proc)
             sim = _RemoteSim(f"http://127.0.0.1:{port}")
             wait_for(lambda s=sim: s.up(), timeout=20, message=f"{name} simulator")
             sims.append(sim)
@@ -229,12 +237,21 @@ class Bench:
 
     def _cpu(self) -> dict[str, float]:
         return {"web": _tree_cpu(self.web.popen.pid),
-                "worker": sum(_tree_cpu(w.popen.pid) for w in self.workers)}
+                "worker": sum(_tree_cpu(w.popen.pid) for w in self.workers),
+                "simulators": sum(_tree_cpu(p.popen.pid) for p in self.sims),
+                "postgres": self._postgres_cpu()}
+
+    def _postgres_cpu(self) -> float:
+        """CPU of the server backends serving this benchmark's database (if local)."""
+        with psycopg.connect(self.url) as conn:
+            pids = [r[0] for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
+        return sum(_tree_cpu(pid) for pid in pids)
 
     def _cpu_delta(self, before: dict[str, float]) -> dict[str, float]:
         after = self._cpu()
         delta = {k: after[k] - before[k] for k in after}
-        delta["total"] = sum(delta.values())
+        delta["ours"] = delta["web"] + delta["worker"]
         return delta
 
 
