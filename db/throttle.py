@@ -13,15 +13,6 @@ from db.queries import Q
 
 
 @dataclass(frozen=True)
-class Reservation:
-    """A reserved slot; ``started`` when the send may (and did) start right now."""
-
-    slot: datetime
-    started: bool
-    db_now: datetime
-
-
-@dataclass(frozen=True)
 class Placement:
     """A reserved slot: started now, back in the queue at the slot, or a short wait."""
 
@@ -39,13 +30,6 @@ class Take:
     free_at: datetime | None
     busy: bool
     db_now: datetime
-
-
-def reserve(conn: Connection, key: str, spacing_s: float, hold_s: float) -> Reservation:
-    row = conn.execute(Q["throttle.reserve"], {"key": key, "spacing_s": spacing_s,
-                                               "hold_s": hold_s}).fetchone()
-    assert row is not None
-    return Reservation(slot=row["slot"], started=bool(row["started"]), db_now=row["db_now"])
 
 
 def place_sends(conn: Connection, jobs: list[dict[str, Any]], *, hold_s: float,

@@ -3,15 +3,13 @@
 -- The rules stay in Python (app/statuses.py decides ranks and finality, the
 -- receipt and send services decide what follows); these functions only do the
 -- writes in order, under the SID lock, in one statement. Shared pieces
--- (enqueue-or-rerun, complete) are functions too, and the named queries call
--- them, so each piece of SQL exists once.
+-- (enqueue-or-rerun, complete, the sender's readiness) are functions too, and
+-- the named queries call them, so each piece of SQL exists once.
 
 -- Lifecycle rank of a message's current Twilio status (given by app/statuses.py).
 ALTER TABLE twilio_messages ADD COLUMN status_rank SMALLINT NOT NULL DEFAULT 0;
-UPDATE twilio_messages SET status_rank = CASE status
-    WHEN 'queued' THEN 1 WHEN 'sending' THEN 2 WHEN 'sent' THEN 3
-    WHEN 'delivered' THEN 4 WHEN 'undelivered' THEN 4 WHEN 'failed' THEN 4
-    WHEN 'canceled' THEN 4 ELSE 0 END;
+-- When the last create of a sender started (pacing of fast senders).
+ALTER TABLE throttle_state ADD COLUMN last_started_at TIMESTAMPTZ;
 
 -- Insert a job, or bring back one that exists: a finished job is queued again now;
 -- a job that is running is marked to run once more when it completes.
@@ -65,22 +63,30 @@ END;
 $$;
 
 -- Record one receipt for one SID and apply it when it moves the message forward.
--- p_rank and p_final come from app/statuses.py. With p_receipt_id, apply a receipt
--- stored earlier (it arrived before its SID). result: duplicate | pending | stale |
--- applied. The lock serialises "receipt arrives" against "SID is stored".
+-- p_rank comes from app/statuses.py. With p_receipt_id, apply a receipt stored
+-- earlier (it arrived before its SID). With p_cxone_status (a final status), also
+-- record the outcome and queue that CXone update when the receipt moves a mapped
+-- reply forward; statuses that need Python afterwards (30008/30022 re-dispatch,
+-- 21610 opt-out) pass none and are followed up in the caller's transaction.
+-- result: duplicate | pending | stale | applied | final. The lock serialises
+-- "receipt arrives" against "SID is stored".
 CREATE FUNCTION smsgw_apply_receipt(p_sid TEXT, p_status TEXT, p_rank INTEGER, p_error INTEGER,
-                                    p_from TEXT, p_source TEXT, p_receipt_id BIGINT)
+                                    p_from TEXT, p_source TEXT, p_receipt_id BIGINT,
+                                    p_cxone_status TEXT, p_reason_code TEXT,
+                                    p_reason_message TEXT)
 RETURNS TABLE (result TEXT, cxone_message_id TEXT, to_number TEXT, from_number TEXT,
                purpose TEXT, dispatch INTEGER, previous_status TEXT, mapped BOOLEAN)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_receipt BIGINT := p_receipt_id;
+    v_mapped BOOLEAN;
     m twilio_messages%ROWTYPE;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext(p_sid));
+    SELECT * INTO m FROM twilio_messages t WHERE t.sid = p_sid FOR UPDATE;
     IF v_receipt IS NULL THEN
-        INSERT INTO twilio_receipts (message_sid, message_status, error_code, source)
-        VALUES (p_sid, p_status, p_error, p_source)
+        INSERT INTO twilio_receipts (message_sid, message_status, error_code, source, applied_at)
+        VALUES (p_sid, p_status, p_error, p_source, CASE WHEN m.sid IS NOT NULL THEN now() END)
         ON CONFLICT (message_sid, message_status) DO NOTHING
         RETURNING id INTO v_receipt;
         IF v_receipt IS NULL THEN
@@ -88,14 +94,14 @@ BEGIN
                                 NULL::INTEGER, NULL::TEXT, FALSE;
             RETURN;
         END IF;
+    ELSIF m.sid IS NOT NULL THEN
+        UPDATE twilio_receipts SET applied_at = now() WHERE id = v_receipt;
     END IF;
-    SELECT * INTO m FROM twilio_messages t WHERE t.sid = p_sid FOR UPDATE;
-    IF NOT FOUND THEN
+    IF m.sid IS NULL THEN
         RETURN QUERY SELECT 'pending', NULL::TEXT, NULL::TEXT, NULL::TEXT, NULL::TEXT,
                             NULL::INTEGER, NULL::TEXT, FALSE;
         RETURN;
     END IF;
-    UPDATE twilio_receipts SET applied_at = now() WHERE id = v_receipt;
     IF m.status_rank >= 4 OR p_rank <= m.status_rank THEN
         RETURN QUERY SELECT 'stale', m.cxone_message_id, m.to_number, m.from_number, m.purpose,
                             m.dispatch, m.status, FALSE;
@@ -111,10 +117,24 @@ BEGIN
             p_error::TEXT, p_source);
     UPDATE sms_gateway_state s SET twilio_status = p_status,
         error_code = COALESCE(p_error, s.error_code),
-        from_number = COALESCE(p_from, s.from_number), updated_at = now()
+        from_number = COALESCE(p_from, s.from_number),
+        outcome = CASE WHEN p_cxone_status IS NOT NULL THEN p_status ELSE s.outcome END,
+        final_at = CASE WHEN p_cxone_status IS NOT NULL THEN now() ELSE s.final_at END,
+        updated_at = now()
     WHERE s.twilio_message_sid = p_sid;
+    v_mapped := FOUND;
+    IF p_cxone_status IS NOT NULL AND v_mapped AND m.purpose = 'reply'
+            AND m.cxone_message_id IS NOT NULL THEN
+        PERFORM smsgw_queue_cxone_update(m.cxone_message_id, p_cxone_status, p_reason_code,
+                                         p_reason_message, NULL, NULL);
+        RETURN QUERY SELECT 'final', m.cxone_message_id, m.to_number,
+                            COALESCE(p_from, m.from_number), m.purpose, m.dispatch, m.status,
+                            v_mapped;
+        RETURN;
+    END IF;
     RETURN QUERY SELECT 'applied', m.cxone_message_id, m.to_number,
-                        COALESCE(p_from, m.from_number), m.purpose, m.dispatch, m.status, FOUND;
+                        COALESCE(p_from, m.from_number), m.purpose, m.dispatch, m.status,
+                        v_mapped;
 END;
 $$;
 
@@ -171,5 +191,103 @@ BEGIN
     RETURN QUERY SELECT smsgw_complete_job(p_job_id, p_job_claims),
         EXISTS (SELECT 1 FROM twilio_receipts r
                 WHERE r.message_sid = p_sid AND r.applied_at IS NULL);
+END;
+$$;
+
+-- Pacing. A send waits until its sender is free. For a slow sender (spacing of
+-- 0.2 s or more: long codes, toll-free) "free" means nothing in flight and
+-- Twilio's answer to the previous create one spacing back, so the spacing holds
+-- at Twilio's end whatever the jitter. A fast sender (a short code at 100/s:
+-- spacing 10 ms) cannot wait for each answer (that would cap it at 1/latency),
+-- so it only spaces the starts of its creates and may have several in flight.
+-- Every writer locks sender rows in key order, before any conversation row.
+
+-- The earliest instant a new send of this sender may start (-infinity: now);
+-- NULL when a slow sender has a create in flight (free one spacing after its answer).
+CREATE FUNCTION smsgw_sender_free_at(p_in_flight_until TIMESTAMPTZ,
+                                     p_last_answered_at TIMESTAMPTZ,
+                                     p_last_started_at TIMESTAMPTZ,
+                                     p_spacing_s DOUBLE PRECISION)
+RETURNS TIMESTAMPTZ LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN p_spacing_s >= 0.2 AND p_in_flight_until > now() THEN NULL
+        WHEN p_spacing_s >= 0.2 THEN GREATEST(
+            COALESCE(p_last_answered_at, '-infinity') + p_spacing_s * interval '1 second',
+            COALESCE(p_last_started_at, '-infinity') + p_spacing_s * interval '1 second')
+        ELSE COALESCE(p_last_started_at, '-infinity') + p_spacing_s * interval '1 second'
+    END;
+$$;
+
+-- A reserved slot may be taken at once: it is due and the sender is free.
+CREATE FUNCTION smsgw_takeable(p_tat TIMESTAMPTZ, p_in_flight_until TIMESTAMPTZ,
+                               p_last_answered_at TIMESTAMPTZ, p_last_started_at TIMESTAMPTZ,
+                               p_spacing_s DOUBLE PRECISION)
+RETURNS BOOLEAN LANGUAGE sql STABLE AS $$
+    SELECT p_tat <= now() AND smsgw_sender_free_at(p_in_flight_until, p_last_answered_at,
+                                                   p_last_started_at, p_spacing_s) <= now();
+$$;
+
+-- Slots for a whole batch of send jobs at once: jobs of one sender get consecutive
+-- slots (in the given order). With p_take (the caller holds these jobs: claim
+-- time) the first job of an idle sender takes it now, and jobs whose slot is
+-- further than p_lookahead_s away go back to the queue at it (fenced by their
+-- claim count). Without it (enqueue time) no sender is taken and every job goes
+-- to run_at = its slot. A backlog of thousands is booked in a few statements.
+CREATE FUNCTION smsgw_place_sends(p_jobs JSONB, p_hold_s DOUBLE PRECISION,
+                                  p_lookahead_s DOUBLE PRECISION, p_take BOOLEAN)
+RETURNS TABLE (id BIGINT, slot TIMESTAMPTZ, started BOOLEAN, queued BOOLEAN,
+               db_now TIMESTAMPTZ)
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
+    WITH jobs AS (
+        SELECT j.id, j.claims, j.key, j.spacing, j.ord
+        FROM jsonb_to_recordset(p_jobs)
+            AS j(id BIGINT, claims INTEGER, key TEXT, spacing DOUBLE PRECISION, ord INTEGER)
+    ), keyed AS (
+        SELECT jobs.key, max(jobs.spacing) AS spacing, count(*) AS n
+        FROM jobs GROUP BY jobs.key
+    ), advanced AS (
+        INSERT INTO throttle_state AS t (key, tat, in_flight_until, last_started_at, updated_at)
+        SELECT k.key, now() + k.n * k.spacing * interval '1 second',
+               CASE WHEN p_take THEN now() + p_hold_s * interval '1 second' END,
+               CASE WHEN p_take THEN now() END, now()
+        FROM keyed k
+        ORDER BY k.key  -- every writer locks sender rows in key order: no deadlocks
+        ON CONFLICT (key) DO UPDATE SET
+            tat = GREATEST(t.tat, now()) + (EXCLUDED.tat - now()),
+            in_flight_until = CASE
+                WHEN p_take AND smsgw_takeable(
+                    t.tat, t.in_flight_until, t.last_answered_at, t.last_started_at,
+                    (SELECT k2.spacing FROM keyed k2 WHERE k2.key = t.key))
+                THEN now() + p_hold_s * interval '1 second' ELSE t.in_flight_until END,
+            last_started_at = CASE
+                WHEN p_take AND smsgw_takeable(
+                    t.tat, t.in_flight_until, t.last_answered_at, t.last_started_at,
+                    (SELECT k2.spacing FROM keyed k2 WHERE k2.key = t.key))
+                THEN now() ELSE t.last_started_at END,
+            updated_at = now()
+        RETURNING t.key, t.tat, p_take AND t.last_started_at = now() AS taken
+    ), slotted AS (
+        SELECT jobs.id, jobs.claims, jobs.key,
+               a.tat - (k.n - row_number() OVER (PARTITION BY jobs.key ORDER BY jobs.ord) + 1)
+                       * jobs.spacing * interval '1 second' AS slot,
+               a.taken AND row_number() OVER (PARTITION BY jobs.key ORDER BY jobs.ord) = 1
+                   AS started
+        FROM jobs JOIN keyed k ON k.key = jobs.key JOIN advanced a ON a.key = jobs.key
+    ), requeued AS (
+        UPDATE outbox o SET
+            run_at = s.slot,
+            payload = o.payload || jsonb_build_object('slot', s.slot, 'throttle_key', s.key),
+            locked_by = CASE WHEN p_take THEN NULL ELSE o.locked_by END,
+            updated_at = now()
+        FROM slotted s
+        WHERE o.id = s.id AND o.claims = s.claims AND o.state = 'queued'
+          AND (NOT p_take
+               OR (NOT s.started AND s.slot > now() + p_lookahead_s * interval '1 second'))
+        RETURNING o.id
+    )
+    SELECT s.id, s.slot, s.started, EXISTS (SELECT 1 FROM requeued r WHERE r.id = s.id), now()
+    FROM slotted s;
 END;
 $$;

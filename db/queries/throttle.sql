@@ -1,20 +1,13 @@
--- Per-sender pacing across every worker process.
--- reserve: take the next free slot (GCRA: tat moves on by one spacing); when the
---   slot is due now and the sender is free, also start the send now.
--- take: at a reserved slot, start if the sender is free; otherwise say when.
--- answered: Twilio answered (or the attempt ended): the sender is free again
+-- Per-sender pacing across every worker process (the functions are in migration 0003).
+-- place_sends: book the next free slots of a batch of sends (GCRA: a sender's next
+--   slot moves on by one spacing per send); run_at becomes the slot.
+-- take: at its slot, a send starts if its sender is free; otherwise say when.
+-- answered: Twilio answered (or the attempt ended): a slow sender is free again
 --   one spacing later.
--- "Free" means no create of this sender in flight and the previous answer at
--- least one spacing back. Measuring from the answer, not from our decision,
--- keeps the spacing true at Twilio whatever the network or scheduling jitter.
 -- A backlog waits in the queue (run_at = its slot), never spinning.
 
--- name: reserve
-SELECT slot, started, now() AS db_now
-FROM smsgw_reserve_slot(%(key)s, %(spacing_s)s, %(hold_s)s);
-
 -- name: take
--- Start now if the sender is free (smsgw_sender_free_at, migration 0008); otherwise
+-- Start now if the sender is free (smsgw_sender_free_at); otherwise
 -- say when it will be (free_at), or that a create of it is still in flight (busy).
 WITH taken AS (
     UPDATE throttle_state SET in_flight_until = now() + %(hold_s)s * interval '1 second',
@@ -43,5 +36,5 @@ SELECT key, tat AS next_slot, last_answered_at, in_flight_until,
 FROM throttle_state ORDER BY key;
 
 -- name: place_sends
--- Slots for a whole batch of send jobs (see smsgw_place_sends, migration 0006).
+-- Slots for a whole batch of send jobs (see smsgw_place_sends).
 SELECT * FROM smsgw_place_sends(%(jobs)s, %(hold_s)s, %(lookahead_s)s, %(take)s);
