@@ -20,28 +20,37 @@ accesslog = None  # request logs come from the app as JSON lines, numbers masked
 control_socket_disable = True
 
 
-def on_starting(server):  # gunicorn passes the arbiter
-    """Validate the configuration once, in the master, before any worker starts.
+def _check_configuration():
+    """Validate the configuration while gunicorn reads this file, before it logs anything.
 
     A bad value stops gunicorn with one line naming the variable (no traceback).
-    With DATABASE_URL unset (local runs) the master starts the embedded Postgres
-    and hands its URL to the workers.
     """
     from app.config import ConfigError, Settings, load_dotenv_file
 
     load_dotenv_file()
     try:
-        settings = Settings.from_env()
+        return Settings.from_env()
     except ConfigError as exc:
         print(f"web: configuration error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(78) from None
+
+
+_settings = _check_configuration()
+
+
+def on_starting(server):  # gunicorn passes the arbiter
+    """In the master, before any worker starts: metrics directory, local database.
+
+    With DATABASE_URL unset (local runs) the master starts the embedded Postgres
+    and hands its URL to the workers.
+    """
     # prometheus-client multiprocess mode: every worker writes its samples here and
     # /metrics adds them up. A fresh directory per start: no stale samples.
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         import tempfile
 
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="smsgw-metrics-")
-    if not settings.database_url:
+    if not _settings.database_url:
         from db.embedded import EmbeddedUnavailable, resolve_database_url
 
         try:
