@@ -10,10 +10,10 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from app import operations as ops
+from app.bearer import require_bearer
 from app.compliance import OPTED_IN, OPTED_OUT
 from app.config import is_e164
 from app.consent import record_consent
-from app.push import bearer_matches
 from app.services import Services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -26,14 +26,7 @@ def _services() -> Services:
 
 @bp.before_request
 def require_admin_token() -> Any:
-    token = _services().settings.admin_token
-    if not token:
-        abort(404)
-    if not bearer_matches(request.headers.get("Authorization"), token):
-        response = jsonify({"error": "unauthorized", "message": "bearer ADMIN_TOKEN required"})
-        response.headers["WWW-Authenticate"] = 'Bearer realm="admin"'
-        return response, 401
-    return None
+    return require_bearer(_services().settings.admin_token, "admin")
 
 
 @bp.get("/status")

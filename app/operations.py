@@ -45,22 +45,21 @@ def dead_letters(conn: Connection, *, kind: str | None = None, error: str | None
 
 def replay(conn: Connection, ids: list[int], *, source: str) -> list[dict[str, Any]]:
     """Queue dead letters again. A send first looks Twilio up, so it is never sent twice."""
-    replayed = admin.replay(conn, ids)
-    for job in replayed:
-        audit.append(conn, "job.replayed", source=source, message_id=job["message_id"],
-                     from_state="dead", to_state="queued",
-                     details={"job_id": job["id"], "kind": job["kind"]})
-    return replayed
+    return _audited(conn, admin.replay(conn, ids), "job.replayed", "queued", source)
 
 
 def discard(conn: Connection, ids: list[int], *, source: str) -> list[dict[str, Any]]:
     """Give up on dead letters for good (kept as done, with the reason)."""
-    discarded = admin.discard(conn, ids)
-    for job in discarded:
-        audit.append(conn, "job.discarded", source=source, message_id=job["message_id"],
-                     from_state="dead", to_state="discarded",
+    return _audited(conn, admin.discard(conn, ids), "job.discarded", "discarded", source)
+
+
+def _audited(conn: Connection, jobs: list[dict[str, Any]], event: str, to_state: str,
+             source: str) -> list[dict[str, Any]]:
+    for job in jobs:
+        audit.append(conn, event, source=source, message_id=job["message_id"],
+                     from_state="dead", to_state=to_state,
                      details={"job_id": job["id"], "kind": job["kind"]})
-    return discarded
+    return jobs
 
 
 def show_job(conn: Connection, job_id: int) -> dict[str, Any] | None:

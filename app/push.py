@@ -7,34 +7,23 @@ enqueued with the poller's dedupe key, so push and poll never send twice.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
+from app.bearer import require_bearer
 from app.outbound import InvalidMessage, enqueue_replies, parse_reply
 from app.services import Services
 
 bp = Blueprint("cxone_push", __name__)
 
 
-def bearer_matches(header: str | None, expected: str) -> bool:
-    """Constant-time check of ``Authorization: Bearer <expected>``."""
-    scheme, _, token = (header or "").partition(" ")
-    candidate = token.strip() if scheme.lower() == "bearer" else ""
-    return hmac.compare_digest(candidate.encode(), expected.encode())
-
-
 @bp.post("/cxone/outbound")
 def push_outbound() -> Any:
     services: Services = current_app.extensions["services"]
-    expected = services.settings.cxone_webhook_token
-    if not expected:
-        abort(404)
-    if not bearer_matches(request.headers.get("Authorization"), expected):
-        response = jsonify({"error": "unauthorized", "message": "bearer token required"})
-        response.headers["WWW-Authenticate"] = 'Bearer realm="cxone-push"'
-        return response, 401
+    refused = require_bearer(services.settings.cxone_webhook_token, "cxone-push")
+    if refused is not None:
+        return refused
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         return jsonify({"error": "bad_request",
