@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -172,18 +172,6 @@ class Settings:
             raise ConfigError("JOB_LEASE_S", "must be longer than TWILIO_TIMEOUT_S "
                               "(a send must finish within its lease)")
         return settings
-
-    def public_summary(self) -> dict[str, Any]:
-        """Settings safe to print: secrets replaced by whether they are set."""
-        secret = {"cxone_client_secret", "twilio_auth_token", "cxone_webhook_token", "admin_token",
-                  "database_url"}
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name == "extra":
-                continue
-            value = getattr(self, f.name)
-            out[f.name] = ("set" if value else "unset") if f.name in secret else value
-        return out
 
 
 def database_url_from_env(environ: Mapping[str, str] | None = None) -> str | None:

@@ -14,12 +14,6 @@ from db.pool import Connection
 log = logging.getLogger(__name__)
 
 
-def consent_status(conn: Connection, number: str) -> str | None:
-    """``opted_in``, ``opted_out`` or None (never recorded)."""
-    row = ledger.get(conn, number)
-    return None if row is None else str(row["status"])
-
-
 def record_consent(conn: Connection, number: str, status: str, *, source: str,
                    evidence: dict[str, Any] | None = None) -> str | None:
     """Set ``number``'s consent; appends history and audit. Returns the previous status."""
