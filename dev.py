@@ -87,10 +87,10 @@ def demo(args: list[str]) -> int:
     env = {**os.environ, **sandbox_environment(database_url)}
     python = sys.executable
     manager = Manager(Printer(sys.stdout))
-    manager.add_process("cxone", f"{python} -m app.sandbox cxone --port {DEMO_PORTS['cxone']}",
+    manager.add_process("cxone", f"{python} -m sandbox cxone --port {DEMO_PORTS['cxone']}",
                         env=env, cwd=str(ROOT))
     manager.add_process("twilio",
-                        f"{python} -m app.sandbox twilio --port {DEMO_PORTS['twilio']}",
+                        f"{python} -m sandbox twilio --port {DEMO_PORTS['twilio']}",
                         env=env, cwd=str(ROOT))
     manager.add_process("web", f"{Path(python).parent / 'gunicorn'} -k gevent 'app:create_app()'",
                         env=env, cwd=str(ROOT))
@@ -102,7 +102,7 @@ def demo(args: list[str]) -> int:
 
 def sandbox_environment(database_url: str) -> dict[str, str]:
     """The gateway's configuration against the local simulators."""
-    from app.sandbox import defaults
+    from sandbox import defaults
 
     web, cxone, twilio = (f"http://127.0.0.1:{DEMO_PORTS[k]}" for k in ("web", "cxone", "twilio"))
     return {
@@ -151,7 +151,7 @@ def seed_demo(database_url: str) -> None:
         record_consent(conn, DEMO_CUSTOMER, "opted_in", source="cli",
                        evidence={"note": "demo customer, opted in by dev.py demo"})
     db.close()
-    from app.sandbox import defaults
+    from sandbox import defaults
 
     reply = {"from": defaults.SENDER_NUMBERS[0], "to": DEMO_CUSTOMER,
              "body": "Hello from the CXone sandbox! Your appointment is confirmed."}

@@ -96,8 +96,8 @@ def db(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture(scope="session")
 def _simulators() -> Iterator[tuple[object, object]]:
-    from app.sandbox import cxone_sim, twilio_sim
-    from app.sandbox.server import serve_in_thread
+    from sandbox import cxone_sim, twilio_sim
+    from sandbox.server import serve_in_thread
     from tests.harness import CxoneSandbox, TwilioSandbox
 
     cx = serve_in_thread(cxone_sim.create_app(cxone_sim.CxoneSimConfig()))

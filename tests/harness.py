@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import requests
 
-from app.sandbox import defaults
-from app.sandbox.server import RunningServer
+from sandbox import defaults
+from sandbox.server import RunningServer
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")

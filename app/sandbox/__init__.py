@@ -1,5 +1,5 @@
-"""Simulators of the two outside systems (CXone Open Messaging and Twilio).
+"""Compatibility alias: the simulators moved to the top-level ``sandbox`` package.
 
-They exist so the gateway can be run and tested with no CXone tenant and no
-Twilio account: every test goes through real HTTP to one of them.
+``python -m app.sandbox cxone|twilio|dfo`` still works from a checkout (it runs
+``python -m sandbox``); the simulators themselves are not part of the product.
 """

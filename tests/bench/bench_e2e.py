@@ -121,7 +121,7 @@ class Bench:
             port = free_port()
             env = {**os.environ, "TWILIO_SIM_STEP_DELAY_MS": "0",
                    "SENDER_NUMBERS": ",".join(SENDERS)}
-            proc = start_process(name, [sys.executable, "-m", "app.sandbox", name, "--port",
+            proc = start_process(name, [sys.executable, "-m", "sandbox", name, "--port",
                                         str(port)], env)
             self.processes.append(proc)
             self.sims.append(proc)

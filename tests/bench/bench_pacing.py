@@ -168,9 +168,9 @@ def run_worker(args: argparse.Namespace) -> int:
     monkey.patch_all()
     sys.path.insert(0, str(ROOT))
     from app.config import Settings
-    from app.sandbox import defaults
     from app.services import Services
     from db.pool import Database
+    from sandbox import defaults
     from worker import send as send_job
     from worker.dispatcher import Dispatcher
     from worker.jobs import Handled, JobContext

@@ -65,8 +65,8 @@ from twilio.request_validator import RequestValidator
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from app.sandbox import defaults  # noqa: E402
 from db import migrate  # noqa: E402
+from sandbox import defaults  # noqa: E402
 from tests.bench import floor_app  # noqa: E402
 from tests.harness import Process, free_port, start_process, wait_for  # noqa: E402
 

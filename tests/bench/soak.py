@@ -78,7 +78,7 @@ class _Sim:
     def __init__(self, name: str, env: dict[str, str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = start_process(name, [sys.executable, "-m", "app.sandbox", name,
+        self.process = start_process(name, [sys.executable, "-m", "sandbox", name,
                                             "--port", str(self.port)], env)
         wait_for(self._up, timeout=30, message=f"{name} simulator")
 

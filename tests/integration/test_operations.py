@@ -18,9 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from app.config import Settings
 from app.readiness import tls_days_left
-from app.sandbox import defaults
 from app.services import Services
 from db.pool import Database
+from sandbox import defaults
 from tests.harness import ROOT, free_port, gateway_env, start_web, start_worker, wait_for
 from worker.housekeeping import housekeep_once
 

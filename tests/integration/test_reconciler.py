@@ -9,7 +9,7 @@ import time
 import psycopg
 import requests
 
-from app.sandbox import defaults
+from sandbox import defaults
 from tests.harness import ROOT, gateway_env, start_worker, wait_for
 
 CUSTOMER = "+14155550100"

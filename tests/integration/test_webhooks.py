@@ -10,9 +10,9 @@ from twilio.request_validator import RequestValidator
 
 from app import create_app
 from app.config import Settings
-from app.sandbox import defaults
 from app.services import Services
 from db.pool import Database
+from sandbox import defaults
 
 PUBLIC = "https://sms.example.com"
 CUSTOMER = "+14155550100"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import ConfigError, Settings
-from app.sandbox import defaults
+from sandbox import defaults
 
 GOOD = {
     "CXONE_CLIENT_ID": "id", "CXONE_CLIENT_SECRET": "secret",

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.sandbox.twilio_sim_model import (
+from sandbox.twilio_sim_model import (
     FINAL_STATUSES,
     PRICE_PER_SEGMENT,
     DeliveryPlan,
@@ -32,13 +32,13 @@ from app.sandbox.twilio_sim_model import (
     new_sid,
     raw_dlr_done_date,
 )
-from app.sandbox.twilio_sim_rules import (
+from sandbox.twilio_sim_rules import (
     DestinationRule,
     FaultRule,
     lifecycle_steps,
     validate_create,
 )
-from app.sandbox.twilio_sim_webhooks import (
+from sandbox.twilio_sim_webhooks import (
     CallbackJob,
     CallbackSender,
     inbound_params,
@@ -47,7 +47,7 @@ from app.sandbox.twilio_sim_webhooks import (
 )
 
 if TYPE_CHECKING:
-    from app.sandbox.twilio_sim import TwilioSimConfig
+    from sandbox.twilio_sim import TwilioSimConfig
 
 CANCELABLE = frozenset({"scheduled", "accepted", "queued"})
 

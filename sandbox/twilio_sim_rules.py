@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from app.sandbox.twilio_sim_model import (
+from sandbox.twilio_sim_model import (
     E164,
     MAGIC_TO_ERRORS,
     MAX_BODY_CHARS,
@@ -23,7 +23,7 @@ from app.sandbox.twilio_sim_model import (
 )
 
 if TYPE_CHECKING:
-    from app.sandbox.twilio_sim import TwilioSimConfig
+    from sandbox.twilio_sim import TwilioSimConfig
 
 OUTCOMES = ("delivered", "undelivered", "failed", "no_receipt", "create_error")
 CALLBACK_MODES = ("normal", "duplicate", "reorder", "drop")

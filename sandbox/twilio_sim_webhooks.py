@@ -24,7 +24,7 @@ from typing import Any
 import requests
 from twilio.request_validator import RequestValidator
 
-from app.sandbox.twilio_sim_model import API_VERSION, count_segments
+from sandbox.twilio_sim_model import API_VERSION, count_segments
 
 log = logging.getLogger(__name__)
 

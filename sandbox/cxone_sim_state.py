@@ -28,8 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from app.sandbox.cxone_sim_faults import ENDPOINTS, FaultPlan, FaultSwitches
-from app.sandbox.cxone_sim_model import (
+from sandbox.cxone_sim_faults import ENDPOINTS, FaultPlan, FaultSwitches
+from sandbox.cxone_sim_model import (
     CHANNELS,
     DEFAULT_PAGE_SIZE,
     DIRECTIONS,
@@ -58,7 +58,7 @@ from app.sandbox.cxone_sim_model import (
 )
 
 if TYPE_CHECKING:
-    from app.sandbox.cxone_sim import CxoneSimConfig
+    from sandbox.cxone_sim import CxoneSimConfig
 
 REQUEST_LOG_SIZE = 50_000
 _REPLY_FIELDS = frozenset(

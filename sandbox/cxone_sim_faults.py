@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.sandbox.cxone_sim_model import ApiError, Reply, format_time
+from sandbox.cxone_sim_model import ApiError, Reply, format_time
 
 # Endpoint names as counted in /_sandbox/stats.
 ENDPOINTS = ("token", "poll", "put", "conversation_get", "conversation_create", "inbound")

@@ -3,10 +3,10 @@
 The API follows ``contracts/cxone-open-messaging.md``: the client-credentials
 token endpoint, the cursor-paged message feed, status PUTs, conversations and
 inbound posts. Tests steer it through the JSON control API under ``/_sandbox/``
-(see :mod:`app.sandbox.cxone_sim_control`). Everything is in memory.
+(see :mod:`sandbox.cxone_sim_control`). Everything is in memory.
 
-Run it as a process with ``python -m app.sandbox cxone``; in tests serve
-``create_app()`` with :func:`app.sandbox.server.serve_in_thread`.
+Run it as a process with ``python -m sandbox cxone``; in tests serve
+``create_app()`` with :func:`sandbox.server.serve_in_thread`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.sandbox import defaults
-from app.sandbox.cxone_sim_control import control
-from app.sandbox.cxone_sim_model import ApiError, Reply
-from app.sandbox.cxone_sim_state import CxoneSimState
-from app.sandbox.server import SOCKET_KEY
+from sandbox import defaults
+from sandbox.cxone_sim_control import control
+from sandbox.cxone_sim_model import ApiError, Reply
+from sandbox.cxone_sim_state import CxoneSimState
+from sandbox.server import SOCKET_KEY
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.sandbox import defaults
-from app.sandbox.server import SOCKET_KEY
-from app.sandbox.twilio_sim_model import (
+from sandbox import defaults
+from sandbox.server import SOCKET_KEY
+from sandbox.twilio_sim_model import (
     API_VERSION,
     TwilioError,
     error_body,
@@ -38,7 +38,7 @@ from app.sandbox.twilio_sim_model import (
     message_resource,
     parse_list_query,
 )
-from app.sandbox.twilio_sim_rules import (
+from sandbox.twilio_sim_rules import (
     CALLBACK_MODES,
     FAULT_KINDS,
     FAULT_TARGETS,
@@ -46,7 +46,7 @@ from app.sandbox.twilio_sim_rules import (
     DestinationRule,
     FaultRule,
 )
-from app.sandbox.twilio_sim_state import SimState, log_event
+from sandbox.twilio_sim_state import SimState, log_event
 
 log = logging.getLogger(__name__)
 

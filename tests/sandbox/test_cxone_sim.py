@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import requests
 
-from app.sandbox import defaults
-from app.sandbox.cxone_sim import CxoneSimConfig, config_from_env, create_app
-from app.sandbox.server import RunningServer, serve_in_thread
+from sandbox import defaults
+from sandbox.cxone_sim import CxoneSimConfig, config_from_env, create_app
+from sandbox.server import RunningServer, serve_in_thread
 
 API = "/api/v2/open-messaging"
 CUSTOMER = "+14155559876"

@@ -13,8 +13,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from app.sandbox.cxone_sim_model import ApiError, require_object
-from app.sandbox.cxone_sim_state import CxoneSimState
+from sandbox.cxone_sim_model import ApiError, require_object
+from sandbox.cxone_sim_state import CxoneSimState
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from app.sandbox import defaults
-from app.sandbox.server import RunningServer, serve_in_thread
-from app.sandbox.twilio_sim import TwilioSimConfig, config_from_env, create_app
+from sandbox import defaults
+from sandbox.server import RunningServer, serve_in_thread
+from sandbox.twilio_sim import TwilioSimConfig, config_from_env, create_app
 
 SID = defaults.TWILIO_ACCOUNT_SID
 TOKEN = defaults.TWILIO_AUTH_TOKEN
