@@ -9,7 +9,10 @@ import sys
 
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", "500"))
+# Connections per gevent worker. Idle ones cost a few kB; slow clients are cut off
+# (headers: keepalive below; body: WEB_BODY_TIMEOUT_S in the app), so the cap is
+# about bursts, not about holding out against them.
+worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", "1000"))
 bind = [f"0.0.0.0:{os.environ.get('PORT', '5000')}"]
 graceful_timeout = 20
 timeout = 30

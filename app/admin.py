@@ -12,11 +12,14 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from app import operations as ops
 from app.bearer import require_bearer
 from app.compliance import OPTED_IN, OPTED_OUT
-from app.config import is_e164
 from app.consent import record_consent
+from app.http_body import json_body
+from app.inputs import InvalidInput, canonical_phone, external_id, json_value, text
 from app.services import Services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+MAX_LIST = 1000
 
 
 def _services() -> Services:
@@ -38,12 +41,23 @@ def status() -> Any:
 @bp.get("/dead-letters")
 def dead_letters() -> Any:
     limit = request.args.get("limit", "100")
-    if not limit.isdigit():
-        abort(400, description="limit must be a positive integer")
+    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_LIST):
+        abort(400, description=f"limit must be an integer from 1 to {MAX_LIST}")
+    kind, error = _filters(request.args)
     with _services().db.connection() as conn:
-        rows = ops.dead_letters(conn, kind=request.args.get("kind"),
-                                error=request.args.get("error"), limit=int(limit))
+        rows = ops.dead_letters(conn, kind=kind, error=error, limit=int(limit))
     return jsonify({"items": rows})
+
+
+def _filters(source: Any) -> tuple[str | None, str | None]:
+    """The optional kind and error filters of a dead-letter query, bounded; 400 if odd."""
+    try:
+        kind = source.get("kind")
+        error = source.get("error")
+        return (text(kind, "kind", max_length=64) if kind else None,
+                text(error, "error", max_length=200) if error else None)
+    except (InvalidInput, AttributeError) as exc:
+        abort(400, description=str(exc))
 
 
 @bp.get("/dead-letters/<int:job_id>")
@@ -63,12 +77,12 @@ def act_on_one(job_id: int, action: str) -> Any:
 @bp.post("/dead-letters/<action>")
 def act_on_matching(action: str) -> Any:
     """Replay or discard every dead letter matching ``{"kind", "error"}`` (both optional)."""
-    body = request.get_json(silent=True) or {}
+    body = json_body(required=False) or {}
     if not isinstance(body, dict):
         abort(400, description="body must be a JSON object")
+    kind, error = _filters(body)
     with _services().db.connection() as conn:
-        ids = [r["id"] for r in ops.dead_letters(conn, kind=body.get("kind"),
-                                                 error=body.get("error"), limit=100_000)]
+        ids = [r["id"] for r in ops.dead_letters(conn, kind=kind, error=error, limit=100_000)]
     return _act(action, ids)
 
 
@@ -84,6 +98,10 @@ def _act(action: str, ids: list[int]) -> Any:
 
 @bp.get("/messages/<ref>/trace")
 def trace(ref: str) -> Any:
+    try:
+        ref = external_id(ref, "message id")
+    except InvalidInput as exc:
+        abort(400, description=str(exc))
     with _services().db.connection() as conn:
         found = ops.trace(conn, ref)
     if found is None:
@@ -93,21 +111,31 @@ def trace(ref: str) -> Any:
 
 @bp.get("/consent/<number>")
 def get_consent(number: str) -> Any:
-    if not is_e164(number):
-        abort(400, description="number must be E.164")
+    number = _number(number)
     with _services().db.connection() as conn:
         return jsonify(ops.consent_of(conn, number))
 
 
 @bp.put("/consent/<number>")
 def set_consent(number: str) -> Any:
-    body = request.get_json(silent=True)
-    if not is_e164(number):
-        abort(400, description="number must be E.164")
+    number = _number(number)
+    body = json_body()
     if not isinstance(body, dict) or body.get("status") not in (OPTED_IN, OPTED_OUT):
         abort(400, description='body must be {"status": "opted_in" | "opted_out", '
                                '"evidence": {...}}')
     evidence = body.get("evidence") if isinstance(body.get("evidence"), dict) else {}
+    try:
+        evidence = json_value(evidence, "evidence")
+    except InvalidInput as exc:
+        abort(400, description=str(exc))
     with _services().db.transaction() as conn:
         previous = record_consent(conn, number, body["status"], source="api", evidence=evidence)
     return jsonify({"phone_number": number, "status": body["status"], "previous": previous})
+
+
+def _number(raw: str) -> str:
+    """The canonical form of a number in the path (so "+1…%0A" is the same number); 400."""
+    try:
+        return canonical_phone(raw, "number")
+    except InvalidInput as exc:
+        abort(400, description=str(exc))

@@ -21,6 +21,11 @@ def require_bearer(expected: str | None, realm: str) -> Any:
         abort(404)
     if bearer_matches(request.headers.get("Authorization"), expected):
         return None
+    return unauthorized(realm)
+
+
+def unauthorized(realm: str) -> Any:
+    """The 401 answer: JSON, with ``WWW-Authenticate: Bearer`` naming the realm."""
     response = jsonify({"error": "unauthorized", "message": "bearer token required"})
     response.headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
     return response, 401

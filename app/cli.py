@@ -24,8 +24,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from app.config import ConfigError, Settings, database_url_from_env, is_e164, load_dotenv_file
+from app.config import ConfigError, Settings, database_url_from_env, load_dotenv_file
 from app.errors import GatewayError
+from app.inputs import InvalidInput, canonical_phone, text
 
 PROG = "smsgw"
 
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     set_ = csub.add_parser("set")
     set_.add_argument("number", type=_e164)
     set_.add_argument("status", choices=["opted_in", "opted_out"])
-    set_.add_argument("--note", default="", help="evidence kept in the history")
+    set_.add_argument("--note", default="", type=_note, help="evidence kept in the history")
     imp = csub.add_parser("import")
     imp.add_argument("file", type=Path)
     exp = csub.add_parser("export")
@@ -74,9 +75,18 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 
 def _e164(value: str) -> str:
-    if not is_e164(value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not an E.164 number like +14155550100")
-    return value
+    try:
+        return canonical_phone(value)
+    except InvalidInput:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an E.164 number like +14155550100") from None
+
+
+def _note(value: str) -> str:
+    try:
+        return text(value, "note", max_length=500)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+from app.inputs import InvalidInput, canonical_phone
+
+ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}", re.ASCII)
+MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}", re.ASCII)
 
 DEFAULT_HELP_REPLY = (
     "SMS support: reply to this message and an agent will answer, or visit our website. "
@@ -37,11 +38,6 @@ class ConfigError(ValueError):
         super().__init__(f"{variable} {problem}")
         self.variable = variable
         self.problem = problem
-
-
-def is_e164(value: str) -> bool:
-    """True when ``value`` is an E.164 phone number such as ``+14155559876``."""
-    return bool(E164.match(value))
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,10 @@ class Settings:
     outbox_retention_s: float = 7 * 86400.0
     dedupe_retention_s: float = 30 * 86400.0
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_token: str | None = None
     database_pool_size: int = 10
+    web_body_timeout_s: float = 10.0
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -161,8 +160,12 @@ class Settings:
             dedupe_retention_s=env.number("DEDUPE_RETENTION_S", cls.dedupe_retention_s, float,
                                           minimum=86400),
             metrics_port=env.number("METRICS_PORT", None, int, minimum=1, maximum=65535),
+            metrics_host=env.optional("METRICS_HOST") or cls.metrics_host,
+            metrics_token=env.optional("METRICS_TOKEN"),
             database_pool_size=env.number("DATABASE_POOL_SIZE", cls.database_pool_size, int,
                                           minimum=2, maximum=200),
+            web_body_timeout_s=env.number("WEB_BODY_TIMEOUT_S", cls.web_body_timeout_s, float,
+                                          minimum=0.5, maximum=300),
             log_level=env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
                                  upper=True),
         )
@@ -215,7 +218,7 @@ class _Env:
 
     def matching(self, name: str, pattern: re.Pattern[str], shape: str) -> str:
         value = self.required(name)
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise ConfigError(name, f"must be {shape} (got {_preview(value)})")
         return value
 
@@ -236,12 +239,16 @@ class _Env:
         value = self.optional(name)
         if value is None:
             return ()
-        numbers = tuple(part.strip() for part in value.split(",") if part.strip())
-        for number in numbers:
-            if not is_e164(number):
-                raise ConfigError(name, f"entry {number!r} is not an E.164 number "
-                                        "like +14155550100")
-        return numbers
+        numbers = []
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            try:
+                numbers.append(canonical_phone(part))
+            except InvalidInput:
+                raise ConfigError(name, f"entry {_preview(part)} is not an E.164 number "
+                                        "like +14155550100") from None
+        return tuple(numbers)
 
     def number(self, name: str, default: T, kind: Callable[[str], T], *,
                minimum: float | None = None, maximum: float | None = None) -> T:

@@ -27,6 +27,7 @@ MESSAGES_PATH = "/api/v2/open-messaging/messages"
 CONVERSATIONS_PATH = "/api/v2/open-messaging/conversations"
 TIMEOUT = (5.0, 15.0)
 REFUSAL_MEMORY_S = 30.0
+MAX_CURSOR = 2048
 
 
 @dataclass(frozen=True)
@@ -109,30 +110,35 @@ class CxoneClient:
             params["createdBefore"] = created_before
         if cursor:
             params["cursor"] = cursor
-        data = self._request("GET", MESSAGES_PATH, "poll", params=params).json()
+        data = _json(self._request("GET", MESSAGES_PATH, "poll", params=params), "poll")
         items = data.get("items") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise TransientError("cxone poll: response has no items list")
-        return Page(items=items, cursor=data.get("cursor"))
+        next_cursor = data.get("cursor")
+        if next_cursor is not None and not (isinstance(next_cursor, str)
+                                            and len(next_cursor) <= MAX_CURSOR
+                                            and next_cursor.isprintable()):
+            raise TransientError("cxone poll: the response's cursor is malformed")
+        return Page(items=items, cursor=next_cursor)
 
     def update_status(self, message_id: str, body: dict[str, Any]) -> None:
         """PUT a status; NotFound (404) and Conflict (409, already final) are final answers."""
         self._request("PUT", f"{MESSAGES_PATH}/{_segment(message_id)}", "update", json=body)
 
     def get_conversation(self, conversation_id: str) -> dict[str, Any]:
-        return dict(self._request("GET", f"{CONVERSATIONS_PATH}/{_segment(conversation_id)}",
-                                  "conversation_get").json())
+        return _object(self._request("GET", f"{CONVERSATIONS_PATH}/{_segment(conversation_id)}",
+                                     "conversation_get"), "conversation_get")
 
     def create_conversation(self, *, customer_number: str, business_number: str) -> dict[str, Any]:
         body = {"channel": "SMS", "customerNumber": customer_number,
                 "businessNumber": business_number}
-        return dict(self._request("POST", CONVERSATIONS_PATH, "conversation_create",
-                                  json=body).json())
+        return _object(self._request("POST", CONVERSATIONS_PATH, "conversation_create",
+                                     json=body), "conversation_create")
 
     def post_inbound(self, conversation_id: str, message: dict[str, Any]) -> dict[str, Any]:
         """Post a customer's text; Conflict means the conversation is CLOSED."""
         path = f"{CONVERSATIONS_PATH}/{_segment(conversation_id)}/messages"
-        return dict(self._request("POST", path, "inbound", json=message).json())
+        return _object(self._request("POST", path, "inbound", json=message), "inbound")
 
     def _request(self, method: str, path: str, operation: str, **kwargs: Any) -> requests.Response:
         url = self.settings.cxone_api_base_url + path
@@ -177,6 +183,21 @@ def _raise_for_status(operation: str, response: requests.Response) -> None:
     if status == 409:
         raise Conflict(message, code="409", status=status)
     raise PermanentError(message, code=str(status), status=status)
+
+
+def _json(response: requests.Response, operation: str) -> Any:
+    """The answer's JSON; a body that is not JSON is CXone misbehaving (try again later)."""
+    try:
+        return response.json()
+    except ValueError:
+        raise TransientError(f"cxone {operation}: the answer is not JSON") from None
+
+
+def _object(response: requests.Response, operation: str) -> dict[str, Any]:
+    data = _json(response, operation)
+    if not isinstance(data, dict):
+        raise TransientError(f"cxone {operation}: the answer is not a JSON object")
+    return data
 
 
 def _retry_after(value: str | None) -> float | None:

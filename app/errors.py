@@ -41,6 +41,21 @@ class DatabaseUnavailable(TransientError):
     """Postgres could not be reached or dropped the connection."""
 
 
+class DatabaseBusy(DatabaseUnavailable):
+    """Postgres answered, but asked us to try again (serialization failure, deadlock, lock).
+
+    A kind of "unavailable for now" for every retry loop; answers say "busy".
+    """
+
+
+class RejectedByDatabase(PermanentError):
+    """Postgres refused the data itself (too long for an index, invalid text, a constraint).
+
+    Retrying the same data cannot help; the message says what kind of problem it
+    was without echoing the database's own text (which names tables and indexes).
+    """
+
+
 class AuthenticationFailed(PermanentError):
     """The other side refused our credentials (a configuration problem, not a bug)."""
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from app import metrics
+from app.bearer import bearer_matches, unauthorized
 from app.readiness import readiness
 from app.services import Services
 
@@ -32,7 +33,15 @@ def readyz() -> Any:
 
 
 @bp.get("/metrics")
-def metrics_endpoint() -> Response:
-    """Prometheus text format: this process's (or every gunicorn worker's) samples + queues."""
-    body, content_type = metrics.render(_services())
+def metrics_endpoint() -> Any:
+    """Prometheus text format: this process's (or every gunicorn worker's) samples + queues.
+
+    With METRICS_TOKEN set it needs ``Authorization: Bearer`` (401 otherwise); unset, it is
+    open, as Prometheus on a private network expects.
+    """
+    services = _services()
+    token = services.settings.metrics_token
+    if token and not bearer_matches(request.headers.get("Authorization"), token):
+        return unauthorized("metrics")
+    body, content_type = metrics.render(services)
     return Response(body, content_type=content_type)

@@ -38,10 +38,20 @@ class InboundText:
 
 
 def record_inbound_text(conn: Connection, settings: Settings, text: InboundText) -> str:
-    """Store one inbound text inside the caller's transaction; what happened."""
+    """Store one inbound text inside the caller's transaction; what happened.
+
+    A keyword counts once ever (its MessageSid is kept for good), whenever the
+    same signed request comes back. A text to a number that is not one of ours
+    still counts as a keyword (an opt-out must never be lost) but is not posted
+    into CXone.
+    """
     keyword = classify_keyword(text.body, text.opt_out_type)
     if not messages.insert_inbound(conn, sid=text.sid, from_=text.from_, to=text.to,
                                    keyword=keyword, num_media=len(text.media)):
+        return "duplicate"
+    if keyword and not messages.insert_keyword(conn, sid=text.sid, phone=text.from_,
+                                               keyword=keyword):
+        event(log, "inbound.keyword_replayed", logging.WARNING, sid=text.sid, keyword=keyword)
         return "duplicate"
     status = consent_status_for(keyword) if keyword else None
     if status:
@@ -49,6 +59,13 @@ def record_inbound_text(conn: Connection, settings: Settings, text: InboundText)
                        source="opt_out_type" if text.opt_out_type else "keyword",
                        evidence={"sid": text.sid, "to": text.to, "keyword": text.body.strip()[:20],
                                  "opt_out_type": text.opt_out_type})
+    if not is_our_number(settings, text.to):
+        audit.append(conn, "inbound.unknown_recipient", source="twilio", sid=text.sid,
+                     phone=text.from_, to_state="ignored", reason=keyword,
+                     details={"to": text.to})
+        event(log, "inbound.unknown_recipient", logging.WARNING, sid=text.sid, to=text.to,
+              keyword=keyword)
+        return "unknown_recipient"
     outbox.enqueue(conn, INBOUND_KIND, f"inbound:{text.sid}", _post_payload(text),
                    ordering_key=f"inbound:{text.from_}:{text.to}")
     if keyword == HELP and (text.opt_out_type or "").upper() != "HELP":
@@ -59,6 +76,12 @@ def record_inbound_text(conn: Connection, settings: Settings, text: InboundText)
     event(log, "inbound.received", sid=text.sid, from_number=text.from_, to=text.to,
           keyword=keyword)
     return keyword or "received"
+
+
+def is_our_number(settings: Settings, number: str) -> bool:
+    """True when ``number`` is one of the gateway's senders (any, when none are listed:
+    Twilio then picks senders from the Messaging Service and we cannot tell)."""
+    return not settings.sender_numbers or number in settings.sender_numbers
 
 
 def _post_payload(text: InboundText) -> dict[str, Any]:

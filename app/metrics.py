@@ -59,52 +59,73 @@ def observe_call(system: str, operation: str, seconds: float) -> None:
 
 
 class QueueCollector:
-    """Figures read from Postgres at scrape time: the same in every process."""
+    """Figures read from Postgres at scrape time (app/snapshot.py): the same in every process."""
 
     def __init__(self, services: Any) -> None:
         self.services = services
 
     def collect(self) -> Iterator[Metric]:
         from app.errors import DatabaseUnavailable
-        from db import admin, ops, throttle
+        from app.snapshot import read_snapshot
 
         up = GaugeMetricFamily("smsgw_database_up", "1 when Postgres answered this scrape")
         try:
             with self.services.db.connection() as conn:
-                depth = admin.queue_depth(conn)
-                lag = admin.oldest_runnable_s(conn)
-                workers = ops.live_workers(conn, 30.0)
-                slots = throttle.next_slots(conn)
-                webhook = admin.last_webhook_s(conn)
+                snap = read_snapshot(conn)
         except DatabaseUnavailable:
             up.add_metric([], 0)
             yield up
             return
         up.add_metric([], 1)
         yield up
-        jobs = GaugeMetricFamily("smsgw_queue_jobs", "Jobs by kind and state",
-                                 labels=["kind", "state"])
-        dead = GaugeMetricFamily("smsgw_dead_letter_jobs", "Jobs in the dead-letter state",
-                                 labels=["kind"])
-        for row in depth:
-            jobs.add_metric([row["kind"], row["state"]], row["jobs"])
-            if row["state"] == "dead":
-                dead.add_metric([row["kind"]], row["jobs"])
-        yield jobs
-        yield dead
-        yield GaugeMetricFamily("smsgw_queue_oldest_runnable_seconds",
-                                "Age of the oldest job that could run now", value=lag or 0.0)
-        yield GaugeMetricFamily("smsgw_workers_live", "Worker processes with a fresh heartbeat",
-                                value=len(workers))
-        backlog = GaugeMetricFamily("smsgw_sender_backlog_seconds",
-                                    "How far ahead a sender's next free slot is",
-                                    labels=["sender"])
-        for row in slots:
-            backlog.add_metric([row["key"]], float(row["backlog_s"]))
-        yield backlog
-        if webhook is not None:
-            yield GaugeMetricFamily("smsgw_last_webhook_age_seconds",
-                                    "Seconds since Twilio last called a webhook", value=webhook)
+        yield from _queue_metrics(snap)
+        yield from _role_metrics(snap["roles"])
+
+
+def _queue_metrics(snap: dict[str, Any]) -> Iterator[Metric]:
+    jobs = GaugeMetricFamily("smsgw_queue_jobs", "Jobs by kind and state", labels=["kind", "state"])
+    dead = GaugeMetricFamily("smsgw_dead_letter_jobs", "Jobs in the dead-letter state",
+                             labels=["kind"])
+    for row in snap["queue"]:
+        jobs.add_metric([row["kind"], row["state"]], row["jobs"])
+        if row["state"] == "dead":
+            dead.add_metric([row["kind"]], row["jobs"])
+    yield jobs
+    yield dead
+    yield GaugeMetricFamily("smsgw_queue_oldest_runnable_seconds",
+                            "Age of the oldest job that could run now",
+                            value=snap["oldest_runnable_s"] or 0.0)
+    yield GaugeMetricFamily("smsgw_workers_live", "Worker processes with a fresh heartbeat",
+                            value=len(snap["workers"]))
+    backlog = GaugeMetricFamily("smsgw_sender_backlog_seconds",
+                                "How far ahead a sender's next free slot is", labels=["sender"])
+    for row in snap["senders"]:
+        backlog.add_metric([row["key"]], row["backlog_s"])
+    yield backlog
+    if snap["last_webhook_s"] is not None:
+        yield GaugeMetricFamily("smsgw_last_webhook_age_seconds",
+                                "Seconds since Twilio last called a webhook",
+                                value=snap["last_webhook_s"])
+
+
+def _role_metrics(roles: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+    healthy = GaugeMetricFamily(
+        "smsgw_role_healthy", "1 unless the role is stuck, failing or crash-looping",
+        labels=["role"])
+    failures = GaugeMetricFamily(
+        "smsgw_role_consecutive_failures", "Failures (and crashes) since the role last "
+        "succeeded", labels=["role"])
+    age = GaugeMetricFamily(
+        "smsgw_role_last_success_age_seconds", "Seconds since the role last succeeded",
+        labels=["role"])
+    for name, verdict in roles.items():
+        healthy.add_metric([name], 0 if verdict["status"] == "fail" else 1)
+        failures.add_metric([name], verdict.get("failures") or 0)
+        if verdict.get("ok_age_s") is not None:
+            age.add_metric([name], verdict["ok_age_s"])
+    yield healthy
+    yield failures
+    yield age
 
 
 def render(services: Any) -> tuple[bytes, str]:

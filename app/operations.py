@@ -13,29 +13,20 @@ from datetime import datetime
 from typing import Any
 
 from app.compliance import OPTED_IN, OPTED_OUT
-from app.config import is_e164
 from app.consent import record_consent
-from db import admin, audit, consent, messages, ops, outbox, throttle
-from db import migrate as migrations
+from app.inputs import phone_or_none
+from app.snapshot import read_snapshot
+from db import admin, audit, consent, messages, outbox
 from db import reconcile as reconcile_q
 from db.pool import Connection
 
-WORKER_STALE_S = 30.0
 CONSENT_CSV_FIELDS = ("phone_number", "status", "scope", "source", "updated_at")
 
 
 def queue_status(conn: Connection) -> dict[str, Any]:
-    """Queue depth by kind and state, lag, dead letters, workers, senders' next slots."""
-    return {
-        "queue": admin.queue_depth(conn),
-        "oldest_runnable_s": admin.oldest_runnable_s(conn),
-        "dead_letters": admin.dead_count(conn),
-        "workers": ops.live_workers(conn, WORKER_STALE_S),
-        "senders": throttle.next_slots(conn),
-        "last_webhook_s": admin.last_webhook_s(conn),
-        "reconciler": reconcile_q.runs(conn),
-        "pending_migrations": [m.version for m in migrations.pending(conn)],
-    }
+    """Queue depth by kind and state, lag, dead letters, workers and their roles, senders'
+    next slots (the same snapshot /readyz and /metrics read)."""
+    return read_snapshot(conn)
 
 
 def dead_letters(conn: Connection, *, kind: str | None = None, error: str | None = None,
@@ -127,10 +118,11 @@ def _consent_rows(text: str) -> Iterable[tuple[str, str]]:
     if not reader.fieldnames or not {"phone_number", "status"} <= set(reader.fieldnames):
         raise ConsentImportError("the CSV needs a header with phone_number and status columns")
     for line, row in enumerate(reader, start=2):
-        number = (row.get("phone_number") or "").strip()
+        raw = row.get("phone_number") or ""
         status = (row.get("status") or "").strip().lower()
-        if not is_e164(number):
-            raise ConsentImportError(f"line {line}: {number!r} is not an E.164 number")
+        number = phone_or_none(raw)
+        if number is None:
+            raise ConsentImportError(f"line {line}: {raw[:40]!r} is not an E.164 number")
         if status not in (OPTED_IN, OPTED_OUT):
             raise ConsentImportError(f"line {line}: status must be opted_in or opted_out")
         yield number, status

@@ -10,7 +10,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from app.config import Settings, is_e164
+from app.config import Settings
+from app.inputs import InvalidInput, canonical_phone, external_id, text
 from app.logs import event
 from app.pacing import place_new_sends
 from app.status_sync import enqueue_cxone_update
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 SEND_KIND = "send_sms"
 MAX_BODY = 1600
+MAX_ATTACHMENTS = 10
+MAX_URL = 2048
 
 
 class InvalidMessage(ValueError):
@@ -52,45 +55,50 @@ class OutboundReply:
 
 
 def parse_reply(item: Any) -> OutboundReply:
-    """Validate a CXone Message (poll item or push body); raises :class:`InvalidMessage`."""
+    """Validate a CXone Message (poll item or push body); raises :class:`InvalidMessage`.
+
+    Every field is checked exactly and bounded. Only a valid id is carried by the
+    error: a message whose id itself is unusable cannot be reported back to CXone.
+    """
     if not isinstance(item, dict):
         raise InvalidMessage("message", "must be a JSON object")
-    message_id = item.get("id")
-    if not isinstance(message_id, str) or not message_id.strip():
-        raise InvalidMessage("id", "is missing")
-    conversation_id = item.get("conversationId")
-    if not isinstance(conversation_id, str) or not conversation_id.strip():
-        raise InvalidMessage("conversationId", "is missing", message_id)
-    to = item.get("to")
-    if not isinstance(to, str) or not is_e164(to):
-        raise InvalidMessage("to", "must be an E.164 number like +14155559876", message_id)
+    try:
+        message_id = external_id(item.get("id"), "id")
+    except InvalidInput as exc:
+        raise InvalidMessage(exc.field, exc.reason) from None
+    try:
+        return _parse_valid_id(item, message_id)
+    except InvalidInput as exc:
+        raise InvalidMessage(exc.field, exc.reason, message_id) from None
+
+
+def _parse_valid_id(item: dict[str, Any], message_id: str) -> OutboundReply:
+    conversation_id = external_id(item.get("conversationId"), "conversationId")
+    to = canonical_phone(item.get("to"), "to")
     from_ = item.get("from")
-    if from_ is not None and (not isinstance(from_, str) or (from_ and not is_e164(from_))):
-        raise InvalidMessage("from", "must be an E.164 number when given", message_id)
-    body = item.get("body")
-    media = _media_urls(item.get("attachments"), message_id)
-    if not isinstance(body, str) or (not body.strip() and not media):
-        raise InvalidMessage("body", "is empty", message_id)
-    if len(body) > MAX_BODY:
-        raise InvalidMessage("body", f"is longer than {MAX_BODY} characters", message_id)
+    if from_ is not None and from_ != "":
+        from_ = canonical_phone(from_, "from")
+    media = _media_urls(item.get("attachments"))
+    body = text(item.get("body"), "body", max_length=MAX_BODY, allow_empty=bool(media))
     for name, expected in (("direction", "OUTBOUND"), ("channel", "SMS")):
         value = item.get(name)
         if value is not None and value != expected:
-            raise InvalidMessage(name, f"must be {expected}", message_id)
+            raise InvalidInput(name, f"must be {expected}")
     return OutboundReply(message_id=message_id, conversation_id=conversation_id, to=to,
                          from_=from_ or None, body=body, media_urls=media)
 
 
-def _media_urls(attachments: Any, message_id: str) -> list[str]:
+def _media_urls(attachments: Any) -> list[str]:
     if attachments in (None, []):
         return []
-    if not isinstance(attachments, list) or len(attachments) > 10:
-        raise InvalidMessage("attachments", "must be a list of at most 10 items", message_id)
+    if not isinstance(attachments, list) or len(attachments) > MAX_ATTACHMENTS:
+        raise InvalidInput("attachments", f"must be a list of at most {MAX_ATTACHMENTS} items")
     urls = []
     for item in attachments:
         url = item.get("url") if isinstance(item, dict) else None
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise InvalidMessage("attachments", "each needs an http(s) url", message_id)
+        if not (isinstance(url, str) and url.startswith(("http://", "https://"))
+                and len(url) <= MAX_URL and url.isprintable()):
+            raise InvalidInput("attachments", "each needs an http(s) url")
         urls.append(url)
     return urls
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from app.bearer import require_bearer
+from app.http_body import json_body
 from app.outbound import InvalidMessage, enqueue_replies, parse_reply
 from app.services import Services
 
@@ -24,7 +25,7 @@ def push_outbound() -> Any:
     refused = require_bearer(services.settings.cxone_webhook_token, "cxone-push")
     if refused is not None:
         return refused
-    data = request.get_json(silent=True)
+    data = json_body()
     if not isinstance(data, dict):
         return jsonify({"error": "bad_request",
                         "message": "body must be a JSON object (Content-Type: application/json)"}

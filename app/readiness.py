@@ -6,7 +6,9 @@ Each check answers ``ok``, ``warn`` (worth a look, still ready) or ``fail``
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import ssl
 import tempfile
 import threading
@@ -15,11 +17,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.errors import DatabaseUnavailable
+from app.logs import event
 from app.services import Services
-from db import admin, ops
-from db import migrate as migrations
+from app.snapshot import WORKER_STALE_S, read_snapshot
 
-WORKER_STALE_S = 30.0
+log = logging.getLogger(__name__)
+
 QUEUE_LAG_FAIL_S = 600.0
 QUEUE_LAG_WARN_S = 60.0
 TLS_WARN_DAYS = 14.0
@@ -27,17 +30,22 @@ TLS_CACHE_S = 3600.0
 
 
 def readiness(services: Services) -> dict[str, Any]:
-    """Every check and the verdict: ``{"ready": bool, "checks": {...}}``."""
+    """Every check and the verdict: ``{"ready": bool, "checks": {...}}``.
+
+    Unauthenticated: no host, role or error text of the database ever appears
+    here (those go to the log).
+    """
     checks: dict[str, dict[str, Any]] = {}
     try:
         started = time.perf_counter()
         with services.db.connection() as conn:
-            ops.now(conn)
-            checks["database"] = {"status": "ok",
-                                  "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
-            checks.update(_database_checks(conn))
+            snapshot = read_snapshot(conn)
+        checks["database"] = {"status": "ok",
+                              "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+        checks.update(_snapshot_checks(snapshot))
     except DatabaseUnavailable as exc:
-        checks["database"] = {"status": "fail", "error": str(exc)}
+        event(log, "readyz.database_unavailable", logging.WARNING, error=str(exc))
+        checks["database"] = {"status": "fail", "error": "database unavailable"}
     url = services.settings.public_base_url
     if url.startswith("https://"):
         checks["tls_certificate"] = tls_check(url)
@@ -45,22 +53,25 @@ def readiness(services: Services) -> dict[str, Any]:
     return {"ready": ready, "checks": checks}
 
 
-def _database_checks(conn: Any) -> dict[str, dict[str, Any]]:
-    pending = [m.version for m in migrations.pending(conn)]
-    workers = ops.live_workers(conn, WORKER_STALE_S)
-    lag = admin.oldest_runnable_s(conn)
-    dead = admin.dead_count(conn)
-    webhook = admin.last_webhook_s(conn)
+def _snapshot_checks(snap: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    pending = snap["pending_migrations"]
+    lag = snap["oldest_runnable_s"]
+    roles = snap["roles"]
+    worst = max((r["status"] for r in roles.values()), key=_SEVERITY.index, default="ok")
     return {
         "migrations": {"status": "fail" if pending else "ok", "pending": pending},
-        "workers": {"status": "ok" if workers else "fail", "live": len(workers),
-                    "stale_after_s": WORKER_STALE_S},
+        "workers": {"status": "ok" if snap["workers"] else "fail",
+                    "live": len(snap["workers"]), "stale_after_s": WORKER_STALE_S},
+        "roles": {"status": worst, "roles": roles},
         "queue_lag": {"status": _grade(lag or 0.0, QUEUE_LAG_WARN_S, QUEUE_LAG_FAIL_S),
-                      "oldest_runnable_s": None if lag is None else round(lag, 1)},
-        "dead_letters": {"status": "warn" if dead else "ok", "count": dead},
-        "last_webhook": {"status": "ok",
-                         "age_s": None if webhook is None else round(webhook, 1)},
+                      "oldest_runnable_s": lag},
+        "dead_letters": {"status": "warn" if snap["dead_letters"] else "ok",
+                         "count": snap["dead_letters"]},
+        "last_webhook": {"status": "ok", "age_s": snap["last_webhook_s"]},
     }
+
+
+_SEVERITY = ["ok", "warn", "fail"]
 
 
 def _grade(value: float, warn: float, fail: float) -> str:
@@ -92,8 +103,20 @@ def tls_check(url: str, *, now: float | None = None) -> dict[str, Any]:
 
 
 def tls_days_left(host: str, port: int, timeout: float = 5.0) -> float:
-    """Days until the certificate ``host:port`` presents expires (not verified: expiry only)."""
-    pem = ssl.get_server_certificate((host, port), timeout=timeout)
+    """Days until the certificate ``host:port`` presents expires (not verified: expiry only).
+
+    Written with a plain socket and SSLContext rather than ssl.get_server_certificate:
+    gevent's patched version of that function takes no ``timeout``.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # we read the expiry; trust is the platform's job
+    with socket.create_connection((host, port), timeout=timeout) as sock, \
+            context.wrap_socket(sock, server_hostname=host) as tls:
+        der = tls.getpeercert(binary_form=True)
+    if not der:
+        raise ValueError("the server sent no certificate")
+    pem = ssl.DER_cert_to_PEM_cert(der)
     fd, path = tempfile.mkstemp(suffix=".pem")
     try:
         with os.fdopen(fd, "w") as f:

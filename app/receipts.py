@@ -58,11 +58,15 @@ class Receipt:
 
 
 def parse_error_code(value: Any) -> int | None:
-    """Twilio's ErrorCode as an int (absent, empty or junk → None)."""
-    try:
-        return int(str(value).strip()) if value not in (None, "") else None
-    except ValueError:
+    """Twilio's ErrorCode as an int (absent, empty, junk or out of range → None).
+
+    Twilio's codes have five digits; anything longer is not one of them (and
+    would not fit the column).
+    """
+    raw = str(value).strip() if value is not None else ""
+    if not raw or len(raw) > 6 or not (raw.isascii() and raw.isdigit()):
         return None
+    return int(raw)
 
 
 def record_receipt(conn: Connection, settings: Settings, receipt: Receipt, *,

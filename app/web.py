@@ -7,12 +7,13 @@ traceback.
 
 from __future__ import annotations
 
+import io
 import logging
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
@@ -38,10 +39,65 @@ def build_app(settings: Settings | None = None, *, services: Services | None = N
     app = Flask("app")
     app.json = _JsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    app.wsgi_app = BodyDeadline(app.wsgi_app,  # type: ignore[method-assign]
+                                timeout_s=services.settings.web_body_timeout_s,
+                                max_bytes=MAX_CONTENT_LENGTH)
     app.extensions["services"] = services
     _register_blueprints(app)
     _register_error_handlers(app)
     return app
+
+
+class BodyDeadline:
+    """WSGI middleware: the whole request body must arrive within ``timeout_s``.
+
+    gunicorn bounds the wait for a request's headers (its keepalive timeout) but not
+    for its body: a client trickling a body could hold a connection slot for ever,
+    and enough of them starve the web tier. Under gevent the body is read here, under
+    a deadline, before the app sees it; a slow one gets 408 and the connection closes.
+    """
+
+    def __init__(self, app: Any, *, timeout_s: float, max_bytes: int) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        length = environ.get("CONTENT_LENGTH") or ""
+        chunked = "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower()
+        if not chunked and length in ("", "0"):
+            return self.app(environ, start_response)
+        if not chunked and not (length.isdigit() and int(length) <= self.max_bytes):
+            return self.app(environ, start_response)  # Flask answers 413 or 400 itself
+        try:
+            body = self._read(environ["wsgi.input"], int(length) if not chunked else None)
+        except TimeoutError:
+            start_response("408 Request Timeout", [("Content-Type", "application/json"),
+                                                   ("Connection", "close")])
+            return [b'{"error": "request_timeout", "message": "the body came too slowly"}']
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        return self.app(environ, start_response)
+
+    def _read(self, stream: Any, length: int | None) -> bytes:
+        if not _under_gevent():
+            return bytes(stream.read(length if length is not None else self.max_bytes + 1))
+        import gevent
+
+        with gevent.Timeout(self.timeout_s, TimeoutError):
+            if length is not None:
+                return bytes(stream.read(length))
+            return bytes(stream.read(self.max_bytes + 1))
+
+
+def _under_gevent() -> bool:
+    """True in a monkey-patched process (gunicorn's gevent workers)."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return bool(monkey.is_module_patched("socket"))
 
 
 class _JsonProvider(DefaultJSONProvider):
@@ -79,10 +135,18 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
-        from app.errors import DatabaseUnavailable
+        from app.errors import DatabaseBusy, DatabaseUnavailable, RejectedByDatabase
 
+        if isinstance(exc, DatabaseBusy):
+            event(log, "web.database_busy", logging.WARNING, error=str(exc))
+            return jsonify({"error": "busy", "message": "busy, try again"}), 503
         if isinstance(exc, DatabaseUnavailable):
             event(log, "web.database_unavailable", logging.ERROR, error=str(exc))
             return jsonify({"error": "unavailable", "message": "database unavailable"}), 503
+        if isinstance(exc, RejectedByDatabase):
+            event(log, "web.rejected_by_database", logging.WARNING, error=str(exc),
+                  path=request.path)
+            return jsonify({"error": "bad_request",
+                            "message": "the request holds a value that cannot be stored"}), 400
         log.exception("web.unhandled_error")
         return jsonify({"error": "internal_error", "message": "internal error"}), 500

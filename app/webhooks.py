@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -18,8 +19,8 @@ from flask import Blueprint, Response, abort, current_app, request
 from werkzeug.datastructures import MultiDict
 
 from app import metrics
-from app.config import is_e164
 from app.inbound import InboundText, record_inbound_text
+from app.inputs import InvalidInput, canonical_phone, is_twilio_sid, text
 from app.logs import event
 from app.receipts import Receipt, parse_error_code, record_receipt
 from app.services import Services
@@ -29,7 +30,11 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("twilio_webhooks", __name__)
 
-MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+# Twilio concatenates an inbound text of up to 1,600 characters.
+MAX_INBOUND_BODY = 1600
+MAX_MEDIA_URL = 2048
+MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9.+-]{0,63}",
+                        re.ASCII)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
@@ -54,10 +59,9 @@ def signed(endpoint: str) -> Callable[[Callable[[MultiDict[str, str]], Any]], Ca
                     url += "?" + request.query_string.decode("latin-1")
                 signature = request.headers.get("X-Twilio-Signature")
                 if not services.twilio_validator.signature_is_valid(url, form, signature):
-                    event(log, "webhook.bad_signature", logging.WARNING, endpoint=endpoint,
-                          signed=bool(signature))
+                    BAD_SIGNATURES.count(endpoint, signed=bool(signature))
                     status = 403
-                    abort(403, description="invalid or missing X-Twilio-Signature")
+                    return _forbidden()
                 response = view(form)
                 status = response.status_code if isinstance(response, Response) else 200
                 return response
@@ -73,18 +77,53 @@ def signed(endpoint: str) -> Callable[[Callable[[MultiDict[str, str]], Any]], Ca
     return decorate
 
 
+class BadSignatureLog:
+    """Counts refused signatures and logs one line per endpoint at most every ``every_s``.
+
+    A flood of forged requests must not become a flood of log lines.
+    """
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, bool], int] = {}
+        self._last_logged = 0.0
+
+    def count(self, endpoint: str, *, signed: bool) -> None:
+        now = time.monotonic()
+        with self._lock:
+            key = (endpoint, signed)
+            self._counts[key] = self._counts.get(key, 0) + 1
+            if now - self._last_logged < self.every_s:
+                return
+            counts, self._counts, self._last_logged = self._counts, {}, now
+        for (name, was_signed), n in counts.items():
+            event(log, "webhook.bad_signature", logging.WARNING, endpoint=name,
+                  signed=was_signed, count=n, window_s=self.every_s)
+
+
+BAD_SIGNATURES = BadSignatureLog()
+
+
+def _forbidden() -> Response:
+    return Response('{"error": "forbidden", "message": "invalid or missing '
+                    'X-Twilio-Signature"}', status=403, mimetype="application/json")
+
+
 @bp.post("/twilio/receipts")
 @signed("receipts")
 def receipts(form: MultiDict[str, str]) -> Response:
     """A status callback: record it (deduped, forward only) and answer 200."""
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
-    if not MESSAGE_SID.match(sid):
+    if not is_twilio_sid(sid):
         abort(400, description="MessageSid is missing or malformed")
     if status not in TWILIO_KNOWN:
         abort(400, description="MessageStatus is missing or unknown")
+    # From is informative (the sender Twilio picked); a malformed one is ignored.
+    sender = _phone_or_none(form.get("From"))
     receipt = Receipt(sid=sid, status=status, error_code=parse_error_code(form.get("ErrorCode")),
-                      from_=form.get("From") or None)
+                      from_=sender)
     services = _services()
     # One statement, unless Python must act afterwards (then one transaction).
     scope = services.db.transaction if receipt.needs_follow_up else services.db.connection
@@ -109,23 +148,36 @@ def inbound(form: MultiDict[str, str]) -> Response:
 def parse_inbound(form: MultiDict[str, str]) -> InboundText:
     """The inbound webhook's fields; 400 naming the first bad one."""
     sid = form.get("MessageSid") or form.get("SmsMessageSid") or ""
-    if not MESSAGE_SID.match(sid):
+    if not is_twilio_sid(sid):
         abort(400, description="MessageSid is missing or malformed")
-    sender, to = form.get("From", ""), form.get("To", "")
-    if not is_e164(sender):
-        abort(400, description="From must be an E.164 number")
-    if not is_e164(to):
-        abort(400, description="To must be an E.164 number")
     try:
-        num_media = min(int(form.get("NumMedia") or 0), 10)
-    except ValueError:
+        sender = canonical_phone(form.get("From", ""), "From")
+        to = canonical_phone(form.get("To", ""), "To")
+        body = text(form.get("Body") or "", "Body", max_length=MAX_INBOUND_BODY)
+        opt_out_type = text(form.get("OptOutType") or "", "OptOutType", max_length=20)
+    except InvalidInput as exc:
+        abort(400, description=str(exc))
+    raw_count = form.get("NumMedia") or "0"
+    if not (raw_count.isascii() and raw_count.isdigit() and len(raw_count) <= 3):
         abort(400, description="NumMedia must be a number")
     media = []
-    for n in range(num_media):
-        url = form.get(f"MediaUrl{n}")
-        if url:
-            media.append({"url": url,
-                          "content_type": form.get(f"MediaContentType{n}") or
-                          "application/octet-stream"})
-    return InboundText(sid=sid, from_=sender, to=to, body=form.get("Body") or "", media=media,
-                       opt_out_type=form.get("OptOutType") or None)
+    for n in range(min(int(raw_count), 10)):
+        url = form.get(f"MediaUrl{n}") or ""
+        if not (url.startswith(("https://", "http://")) and len(url) <= MAX_MEDIA_URL
+                and url.isprintable()):
+            if url:  # never forward a file:// or otherwise odd URL; the text still counts
+                event(log, "inbound.media_url_refused", logging.WARNING, sid=sid, index=n)
+            continue
+        content_type = form.get(f"MediaContentType{n}") or ""
+        if not MEDIA_TYPE.fullmatch(content_type):
+            content_type = "application/octet-stream"
+        media.append({"url": url, "content_type": content_type})
+    return InboundText(sid=sid, from_=sender, to=to, body=body, media=media,
+                       opt_out_type=opt_out_type or None)
+
+
+def _phone_or_none(value: str | None) -> str | None:
+    try:
+        return canonical_phone(value, "From") if value else None
+    except InvalidInput:
+        return None

@@ -88,3 +88,10 @@ def insert_inbound(conn: Connection, *, sid: str, from_: str, to: str, keyword: 
         "sid": sid, "from": from_, "to": to, "keyword": keyword, "num_media": num_media}
     ).fetchone()
     return row is not None
+
+
+def insert_keyword(conn: Connection, *, sid: str, phone: str, keyword: str) -> bool:
+    """Remember a keyword message for good; False when it was applied before."""
+    row = conn.execute(Q["messages.insert_keyword"], {
+        "sid": sid, "phone": phone, "keyword": keyword}).fetchone()
+    return row is not None

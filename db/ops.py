@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from db.pool import Connection
 from db.queries import Q
 
 
-def heartbeat(conn: Connection, worker_id: str, hostname: str, pid: int) -> None:
-    conn.execute(Q["ops.heartbeat"], {"worker_id": worker_id, "hostname": hostname, "pid": pid})
+def heartbeat(conn: Connection, worker_id: str, hostname: str, pid: int,
+              roles: dict[str, Any] | None = None) -> None:
+    """This worker is alive; ``roles`` is what its roles last reported (worker/health.py)."""
+    conn.execute(Q["ops.heartbeat"], {"worker_id": worker_id, "hostname": hostname, "pid": pid,
+                                      "roles": Jsonb(roles or {})})
 
 
 def worker_stopped(conn: Connection, worker_id: str) -> None:

@@ -16,19 +16,56 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from app.errors import DatabaseUnavailable
+from app.errors import DatabaseBusy, DatabaseUnavailable, RejectedByDatabase
 
 Connection = psycopg.Connection[dict[str, Any]]
 
-# Errors that say "try again" rather than "this is a bug".
-_TRANSIENT = (
-    psycopg.OperationalError,
-    psycopg.errors.SerializationFailure,
-    psycopg.errors.DeadlockDetected,
-    psycopg.errors.LockNotAvailable,
-    psycopg.errors.AdminShutdown,
-    psycopg.errors.CannotConnectNow,
-)
+# SQLSTATEs that mean "answered, try again" (not "unavailable").
+_BUSY = {"40001", "40P01", "55P03", "57014"}
+# Classes that mean "this data cannot be stored": data exceptions (22), integrity
+# constraints (23), program limits such as an index row too large (54).
+_REJECTED_CLASSES = {"22", "23", "54"}
+_REJECTED_REASONS = {"22": "a value is malformed or out of range",
+                     "23": "a value breaks a constraint",
+                     "54": "a value is too large to store"}
+
+
+def translate(exc: psycopg.Error, conn: Connection | None = None) -> Exception:
+    """The gateway's own error for a psycopg one; the psycopg error itself when it is a bug.
+
+    Only a lost or refused connection is "unavailable": an error about the data
+    must never be reported as the database being down.
+    """
+    state = exc.sqlstate or ""
+    if state in _BUSY:
+        return DatabaseBusy(f"database busy: {first_line(exc)}", code=state)
+    if state[:2] in _REJECTED_CLASSES:
+        return RejectedByDatabase(f"the database refused the data: {_REJECTED_REASONS[state[:2]]}",
+                                  code=state)
+    broken = conn is not None and (conn.closed or conn.broken)
+    if broken or state[:2] in ("08", "57", "53") or (
+            isinstance(exc, psycopg.OperationalError) and not state):
+        return DatabaseUnavailable(f"database error: {first_line(exc)}", code=state or None)
+    return exc
+
+
+@contextmanager
+def translated(conn: Connection | None = None) -> Iterator[None]:
+    """Raise the gateway's own errors for psycopg ones inside the block (see translate)."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        mapped = translate(exc, conn)
+        if mapped is exc:
+            raise
+        raise mapped from exc
+
+
+@contextmanager
+def savepoint(conn: Connection) -> Iterator[Connection]:
+    """A nested transaction: an error inside rolls back only the block (translated)."""
+    with translated(conn), conn.transaction():
+        yield conn
 
 
 class Database:
@@ -63,13 +100,13 @@ class Database:
         conn: Connection | None = None
         try:
             conn = self._take_idle() or self.connect()
-            yield conn
-        except _TRANSIENT as exc:
-            if conn is not None and (conn.closed or conn.broken or
-                                     isinstance(exc, psycopg.OperationalError)):
-                close_quietly(conn)
+            with translated(conn):
+                yield conn
+        except DatabaseUnavailable:
+            if conn is not None:
+                close_quietly(conn)  # whatever state it is in, it is not reused
                 conn = None
-            raise DatabaseUnavailable(f"database error: {first_line(exc)}") from exc
+            raise
         except BaseException:
             if conn is not None and (conn.closed or conn.broken):
                 conn = None

@@ -25,6 +25,7 @@ from db import audit, outbox
 from db.outbox import Job
 from db.pool import Connection
 from worker.completions import Completions
+from worker.health import JOB_ROLES
 from worker.jobs import Bury, Done, Handled, JobContext, Outcome, Reschedule, Retry
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Dispatcher:
 
     def _loop(self) -> None:
         while not self.ctx.stopping.is_set():
+            self.ctx.roles.tick("dispatcher")
             free = self.pool.free_count()
             if free <= 0:
                 self.pool.wait_available(timeout=MAX_IDLE_S)
@@ -78,8 +80,10 @@ class Dispatcher:
                 jobs = self._claim(min(free, CLAIM_BATCH))
             except DatabaseUnavailable as exc:
                 event(log, "dispatch.database_unavailable", logging.WARNING, error=str(exc))
+                self.ctx.roles.failed("dispatcher", str(exc))
                 self.ctx.sleep(1.0)
                 continue
+            self.ctx.roles.ok("dispatcher")
             for job in self._prepare(jobs):
                 self.pool.spawn(self.run_job, job)
             if len(jobs) >= min(free, CLAIM_BATCH):
@@ -152,6 +156,8 @@ class Dispatcher:
             self._write(job, Reschedule(run_at=job.due_at, reason="shutdown"))
             return
         handler = self.handlers.get(job.kind)
+        role = JOB_ROLES.get(job.kind, job.kind)
+        crashed = False
         started = time.perf_counter()
         try:
             if handler is None:
@@ -171,7 +177,12 @@ class Dispatcher:
             raise
         except Exception as exc:
             log.exception("job.crashed", extra={"fields": {"job_id": job.id, "kind": job.kind}})
+            crashed = True
             outcome = self._retry_or_bury(job, TransientError(f"{type(exc).__name__}: {exc}"))
+        if isinstance(outcome, Retry | Bury):
+            self.ctx.roles.failed(role, outcome.error, crashed=crashed)
+        elif isinstance(outcome, Done | Handled):
+            self.ctx.roles.ok(role)
         if isinstance(outcome, Done):
             self.completions.add(job)  # marked done with others, moments from now
         else:

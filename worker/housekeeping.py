@@ -33,11 +33,15 @@ def run_housekeeping(ctx: JobContext) -> None:
     leadership = Leadership(ctx.db, "housekeeping")
     try:
         while not ctx.stopping.is_set():
-            if leadership.acquire():
+            held = leadership.acquire()
+            ctx.roles.leader("housekeeping", held)
+            if held:
                 try:
                     housekeep_once(ctx.services, pause=ctx.sleep)
+                    ctx.roles.ok("housekeeping")
                 except DatabaseUnavailable as exc:
                     event(log, "housekeeping.interrupted", logging.WARNING, error=str(exc))
+                    ctx.roles.failed("housekeeping", str(exc))
             ctx.sleep(INTERVAL_S)
     finally:
         leadership.release()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, TransientError
+from app.inputs import InvalidInput, external_id
 from app.logs import event
 from db import audit, cxone_state, messages
 from db.outbox import Job
@@ -56,10 +57,22 @@ def inbound_body(p: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _cxone_id(value: Any, what: str) -> str | None:
+    """An id from CXone's answer, if it is a usable one (bounded, URL-safe)."""
+    try:
+        return external_id(value, what)
+    except InvalidInput:
+        if value is not None:
+            event(log, "cxone.answer_id_unusable", logging.WARNING, what=what)
+        return None
+
+
 def _new_conversation(ctx: JobContext, customer: str, business: str) -> str:
     created = ctx.services.cxone.create_conversation(customer_number=customer,
                                                      business_number=business)
-    conversation_id = str(created["id"])
+    conversation_id = _cxone_id(created.get("id"), "conversation id")
+    if conversation_id is None:
+        raise TransientError("cxone conversation_create: the answer has no usable id")
     # Stored at once (its own commit): a crash before the post must not orphan it.
     with ctx.db.connection() as conn:
         cxone_state.remember_conversation(conn, customer=customer, business=business,
@@ -70,8 +83,9 @@ def _new_conversation(ctx: JobContext, customer: str, business: str) -> str:
 
 def _record_posted(ctx: JobContext, p: dict[str, Any], posted: dict[str, Any],
                    conversation_id: str) -> None:
-    message_id = str(posted.get("id") or "")
-    conversation_id = str(posted.get("conversationId") or conversation_id)
+    message_id = _cxone_id(posted.get("id"), "message id") or ""
+    conversation_id = _cxone_id(posted.get("conversationId"), "conversation id") \
+        or conversation_id
     with ctx.db.transaction() as conn:
         if message_id:
             messages.record_inbound(conn, conversation_id=conversation_id, message_id=message_id,

@@ -12,6 +12,7 @@ from app.config import Settings
 from app.services import Services
 from db.outbox import Job
 from db.pool import Database
+from worker.health import RoleBoard
 
 
 @dataclass
@@ -21,6 +22,7 @@ class JobContext:
     services: Services
     worker_id: str
     stopping: gevent.event.Event = field(default_factory=gevent.event.Event)
+    roles: RoleBoard = field(default_factory=RoleBoard)
 
     @property
     def settings(self) -> Settings:

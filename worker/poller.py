@@ -8,13 +8,20 @@ exponentially with jitter, honouring Retry-After.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from app.errors import AuthenticationFailed, DatabaseUnavailable, TransientError
+from app.errors import AuthenticationFailed, DatabaseUnavailable, RejectedByDatabase, TransientError
 from app.logs import event
-from app.outbound import InvalidMessage, enqueue_replies, parse_reply, reject_reply
+from app.outbound import (
+    InvalidMessage,
+    OutboundReply,
+    enqueue_replies,
+    parse_reply,
+    reject_reply,
+)
 from app.retry import RetryPolicy
 from db import cxone_state
-from db.pool import Connection
+from db.pool import Connection, savepoint, translated
 from worker.jobs import JobContext
 from worker.leader import Leadership
 
@@ -34,19 +41,24 @@ def run_poller(ctx: JobContext) -> None:
     failures = 0
     try:
         while not ctx.stopping.is_set():
-            if not leadership.acquire():
+            held = leadership.acquire()
+            ctx.roles.leader("poller", held)
+            if not held:
                 ctx.sleep(LEADER_RETRY_S)
                 continue
             assert leadership.conn is not None
             try:
                 items = poll_once(ctx, leadership.conn)
                 failures = 0
+                ctx.roles.ok("poller")
                 ctx.sleep(next_poll_in(items, ctx.settings.poll_page_size,
                                        ctx.settings.poll_interval_s))
             except AuthenticationFailed as exc:
                 event(log, "poll.credentials_rejected", logging.ERROR, error=str(exc))
+                ctx.roles.failed("poller", str(exc))
                 ctx.sleep(AUTH_RETRY_S)
             except TransientError as exc:
+                ctx.roles.failed("poller", str(exc))
                 failures += 1
                 delay = BACKOFF.backoff(failures)
                 if exc.retry_after is not None:
@@ -58,6 +70,7 @@ def run_poller(ctx: JobContext) -> None:
                 ctx.sleep(delay)
     finally:
         leadership.release()
+        ctx.roles.leader("poller", False)
 
 
 def next_poll_in(items: int, page_size: int, interval_s: float) -> float:
@@ -71,24 +84,63 @@ def next_poll_in(items: int, page_size: int, interval_s: float) -> float:
 
 
 def poll_once(ctx: JobContext, conn: Connection) -> int:
-    """Poll one page and enqueue it; how many items the page had."""
+    """Poll one page and enqueue it; how many items the page had.
+
+    One bad item never holds up its page: it is rejected alone (CXone gets
+    FAILED when its id is usable) and the cursor moves on.
+    """
     page_size = ctx.settings.poll_page_size
-    cursor = cxone_state.get_cursor(conn, CURSOR_NAME)
+    with translated(conn):
+        cursor = cxone_state.get_cursor(conn, CURSOR_NAME)
     page = ctx.services.cxone.poll_messages(cursor=cursor, page_size=page_size)
-    rejected = 0
-    with conn.transaction():
-        replies = []
-        for item in page.items:
-            if isinstance(item, dict) and item.get("status") not in POLLABLE_STATUSES:
-                continue  # already handled (e.g. pushed and sent): never send twice
-            try:
-                replies.append(parse_reply(item))
-            except InvalidMessage as exc:
-                rejected += 1
-                reject_reply(conn, exc, source="poll")
-        new = enqueue_replies(conn, ctx.settings, replies, source="poll")
+    with translated(conn), conn.transaction():
+        replies, refused = _parse_page(page.items)
+        for error in refused:
+            _reject(conn, error)
+        try:
+            with savepoint(conn):
+                new = enqueue_replies(conn, ctx.settings, replies, source="poll")
+        except RejectedByDatabase:
+            new = _enqueue_one_by_one(ctx, conn, replies)
         if page.cursor is not None:
             cxone_state.save_cursor(conn, CURSOR_NAME, page.cursor)
     if page.items:
-        event(log, "poll.page", items=len(page.items), new=new, rejected=rejected)
+        event(log, "poll.page", items=len(page.items), new=new, rejected=len(refused))
     return len(page.items)
+
+
+def _parse_page(items: list[Any]) -> tuple[list[OutboundReply], list[InvalidMessage]]:
+    """The page's new replies, and the items refused with why."""
+    replies: list[OutboundReply] = []
+    refused: list[InvalidMessage] = []
+    for item in items:
+        if isinstance(item, dict) and item.get("status") not in POLLABLE_STATUSES:
+            continue  # already handled (e.g. pushed and sent): never send twice
+        try:
+            replies.append(parse_reply(item))
+        except InvalidMessage as exc:
+            refused.append(exc)
+    return replies, refused
+
+
+def _reject(conn: Connection, error: InvalidMessage) -> None:
+    try:
+        with savepoint(conn):
+            reject_reply(conn, error, source="poll")
+    except RejectedByDatabase as exc:  # cannot even record it: the log line must do
+        event(log, "message.reject_not_recorded", logging.ERROR, message_id=None,
+              field=error.field, error=str(exc))
+
+
+def _enqueue_one_by_one(ctx: JobContext, conn: Connection,
+                        replies: list[OutboundReply]) -> int:
+    """The page as a whole was refused by the database: find the item(s) at fault."""
+    new = 0
+    for reply in replies:
+        try:
+            with savepoint(conn):
+                new += enqueue_replies(conn, ctx.settings, [reply], source="poll")
+        except RejectedByDatabase as exc:
+            _reject(conn, InvalidMessage("message", f"cannot be stored ({exc})",
+                                         reply.message_id))
+    return new

@@ -51,15 +51,20 @@ def run_reconciler(ctx: JobContext) -> None:
     ctx.sleep(interval_s(ctx.services))
     try:
         while not ctx.stopping.is_set():
-            if not leadership.acquire():
+            held = leadership.acquire()
+            ctx.roles.leader("reconciler", held)
+            if not held:
                 ctx.sleep(LEADER_RETRY_S)
                 continue
             try:
                 reconcile_once(ctx.services)
+                ctx.roles.ok("reconciler")
             except AuthenticationFailed as exc:
                 event(log, "reconcile.credentials_rejected", logging.ERROR, error=str(exc))
+                ctx.roles.failed("reconciler", str(exc))
             except TransientError as exc:
                 event(log, "reconcile.interrupted", logging.WARNING, error=str(exc))
+                ctx.roles.failed("reconciler", str(exc))
             ctx.sleep(interval_s(ctx.services))
     finally:
         leadership.release()

@@ -110,18 +110,29 @@ class Worker:
         from gevent.pywsgi import WSGIServer
 
         from app import metrics
+        from app.bearer import bearer_matches
+
+        settings = self.services.settings
 
         def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-            if environ.get("PATH_INFO") == "/metrics":
-                body, content_type = metrics.render(self.services)
-                start_response("200 OK", [("Content-Type", content_type)])
-                return [body]
-            start_response("404 Not Found", [("Content-Type", "application/json")])
-            return [b'{"error": "not_found"}']
+            if environ.get("PATH_INFO") != "/metrics":
+                start_response("404 Not Found", [("Content-Type", "application/json")])
+                return [b'{"error": "not_found"}']
+            if settings.metrics_token and not bearer_matches(
+                    environ.get("HTTP_AUTHORIZATION"), settings.metrics_token):
+                start_response("401 Unauthorized", [
+                    ("Content-Type", "application/json"),
+                    ("WWW-Authenticate", 'Bearer realm="metrics"')])
+                return [b'{"error": "unauthorized", "message": "bearer token required"}']
+            body, content_type = metrics.render(self.services)
+            start_response("200 OK", [("Content-Type", content_type)])
+            return [body]
 
-        server = WSGIServer(("0.0.0.0", port), app, log=None)
+        # Bound to 127.0.0.1 unless METRICS_HOST says otherwise: sender numbers and
+        # volumes are nobody else's business.
+        server = WSGIServer((settings.metrics_host, port), app, log=None)
         server.start()
-        event(log, "worker.metrics_listening", port=port)
+        event(log, "worker.metrics_listening", host=settings.metrics_host, port=port)
         return server
 
     def _guard(self, role: str, loop: Callable[[JobContext], None]) -> None:
@@ -132,8 +143,9 @@ class Worker:
                 return
             except gevent.GreenletExit:
                 return
-            except Exception:
+            except Exception as exc:
                 log.exception("worker.role_crashed", extra={"fields": {"role": role}})
+                self.ctx.roles.failed(role, f"{type(exc).__name__}: {exc}", crashed=True)
                 self.ctx.sleep(2.0)
 
     def _heartbeat_loop(self) -> None:
@@ -141,7 +153,7 @@ class Worker:
         while not self.ctx.stopping.is_set():
             try:
                 with self.services.db.connection() as conn:
-                    ops.heartbeat(conn, self.worker_id, host, pid)
+                    ops.heartbeat(conn, self.worker_id, host, pid, self.ctx.roles.report())
             except DatabaseUnavailable as exc:
                 event(log, "worker.heartbeat_failed", logging.WARNING, error=str(exc))
             self.ctx.sleep(HEARTBEAT_S)

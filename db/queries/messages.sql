@@ -52,3 +52,10 @@ INSERT INTO inbound_messages (message_sid, from_number, to_number, keyword, num_
 VALUES (%(sid)s, %(from)s, %(to)s, %(keyword)s, %(num_media)s)
 ON CONFLICT (message_sid) DO NOTHING
 RETURNING message_sid;
+
+-- name: insert_keyword
+-- Keywords apply once ever: this row is never trimmed (see migration 0004).
+INSERT INTO keyword_messages (message_sid, phone_number, keyword)
+VALUES (%(sid)s, %(phone)s, %(keyword)s)
+ON CONFLICT (message_sid) DO NOTHING
+RETURNING message_sid;

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import ssl
 import subprocess
 import sys
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
@@ -91,31 +88,6 @@ def test_readyz_reports_pending_migrations_and_dead_letters(services, database_u
     assert response.status_code == 503
     assert response.get_json()["checks"]["migrations"] == {"status": "fail",
                                                            "pending": ["0002"]}
-
-
-@pytest.fixture
-def tls_server(tmp_path):
-    """A local HTTPS server with a self-signed certificate valid for 10 days."""
-    import datetime as dt
-
-    import trustme
-
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost",
-                         not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=10))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    cert.configure_cert(context)
-
-    class Quiet(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
 
 
 def test_tls_days_left_of_a_local_self_signed_certificate(tls_server, services):
