@@ -97,9 +97,10 @@ class BadSignatureLog:
             if now - self._last_logged < self.every_s:
                 return
             counts, self._counts, self._last_logged = self._counts, {}, now
-        for (name, was_signed), n in counts.items():
-            event(log, "webhook.bad_signature", logging.WARNING, endpoint=name,
-                  signed=was_signed, count=n, window_s=self.every_s)
+        by_endpoint = {f"{name}:{'signed' if was_signed else 'unsigned'}": n
+                       for (name, was_signed), n in sorted(counts.items())}
+        event(log, "webhook.bad_signature", logging.WARNING, count=sum(counts.values()),
+              by_endpoint=by_endpoint, window_s=self.every_s)
 
 
 BAD_SIGNATURES = BadSignatureLog()
