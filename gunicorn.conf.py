@@ -5,7 +5,6 @@ The Procfile line stays ``gunicorn -k gevent 'app:create_app()'``; gunicorn bind
 """
 
 import os
-import sys
 
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -28,14 +27,11 @@ def _check_configuration():
 
     A bad value stops gunicorn with one line naming the variable (no traceback).
     """
-    from app.config import ConfigError, Settings, load_dotenv_file
+    from app.config import Settings, exit_on_config_error, load_dotenv_file
 
     load_dotenv_file()
-    try:
+    with exit_on_config_error("web"):
         return Settings.from_env()
-    except ConfigError as exc:
-        print(f"web: configuration error: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(78) from None
 
 
 _settings = _check_configuration()
@@ -54,13 +50,11 @@ def on_starting(server):  # gunicorn passes the arbiter
 
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="smsgw-metrics-")
     if not _settings.database_url:
-        from db.embedded import EmbeddedUnavailable, resolve_database_url
+        from app.config import exit_on_config_error
+        from db.embedded import resolve_database_url
 
-        try:
+        with exit_on_config_error("web"):
             os.environ["DATABASE_URL"] = resolve_database_url(None)
-        except EmbeddedUnavailable as exc:
-            print(f"web: {exc}", file=sys.stderr, flush=True)
-            raise SystemExit(78) from None
 
 
 def child_exit(server, worker):  # gunicorn passes the arbiter and the dead worker

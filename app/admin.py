@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 
 from app import operations as ops
 from app.bearer import require_bearer
@@ -15,26 +15,22 @@ from app.compliance import OPTED_IN, OPTED_OUT
 from app.consent import record_consent
 from app.http_body import json_body
 from app.inputs import InvalidInput, canonical_phone, external_id, json_value, text
-from app.services import Services
+from app.services import current_services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 MAX_LIST = 1000
 
 
-def _services() -> Services:
-    services: Services = current_app.extensions["services"]
-    return services
-
 
 @bp.before_request
 def require_admin_token() -> Any:
-    return require_bearer(_services().settings.admin_token, "admin")
+    return require_bearer(current_services().settings.admin_token, "admin")
 
 
 @bp.get("/status")
 def status() -> Any:
-    with _services().db.connection() as conn:
+    with current_services().db.connection() as conn:
         return jsonify(ops.queue_status(conn))
 
 
@@ -44,7 +40,7 @@ def dead_letters() -> Any:
     if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_LIST):
         abort(400, description=f"limit must be an integer from 1 to {MAX_LIST}")
     kind, error = _filters(request.args)
-    with _services().db.connection() as conn:
+    with current_services().db.connection() as conn:
         rows = ops.dead_letters(conn, kind=kind, error=error, limit=int(limit))
     return jsonify({"items": rows})
 
@@ -62,7 +58,7 @@ def _filters(source: Any) -> tuple[str | None, str | None]:
 
 @bp.get("/dead-letters/<int:job_id>")
 def dead_letter(job_id: int) -> Any:
-    with _services().db.connection() as conn:
+    with current_services().db.connection() as conn:
         job = ops.show_job(conn, job_id)
     if job is None:
         abort(404, description=f"no job {job_id}")
@@ -81,7 +77,7 @@ def act_on_matching(action: str) -> Any:
     if not isinstance(body, dict):
         abort(400, description="body must be a JSON object")
     kind, error = _filters(body)
-    with _services().db.connection() as conn:
+    with current_services().db.connection() as conn:
         ids = [r["id"] for r in ops.dead_letters(conn, kind=kind, error=error, limit=100_000)]
     return _act(action, ids)
 
@@ -90,7 +86,7 @@ def _act(action: str, ids: list[int]) -> Any:
     if action not in ("replay", "discard"):
         abort(404)
     operation = ops.replay if action == "replay" else ops.discard
-    with _services().db.transaction() as conn:
+    with current_services().db.transaction() as conn:
         done = operation(conn, ids, source="api")
     return jsonify({{"replay": "replayed", "discard": "discarded"}[action]:
                     [r["id"] for r in done]})
@@ -102,7 +98,7 @@ def trace(ref: str) -> Any:
         ref = external_id(ref, "message id")
     except InvalidInput as exc:
         abort(400, description=str(exc))
-    with _services().db.connection() as conn:
+    with current_services().db.connection() as conn:
         found = ops.trace(conn, ref)
     if found is None:
         abort(404, description=f"nothing known about {ref}")
@@ -112,7 +108,7 @@ def trace(ref: str) -> Any:
 @bp.get("/consent/<number>")
 def get_consent(number: str) -> Any:
     number = _number(number)
-    with _services().db.connection() as conn:
+    with current_services().db.connection() as conn:
         return jsonify(ops.consent_of(conn, number))
 
 
@@ -128,7 +124,7 @@ def set_consent(number: str) -> Any:
         evidence = json_value(evidence, "evidence")
     except InvalidInput as exc:
         abort(400, description=str(exc))
-    with _services().db.transaction() as conn:
+    with current_services().db.transaction() as conn:
         previous = record_consent(conn, number, body["status"], source="api", evidence=evidence)
     return jsonify({"phone_number": number, "status": body["status"], "previous": previous})
 

@@ -192,11 +192,18 @@ def load_dotenv_file(path: str = ".env") -> None:
 
 @contextmanager
 def exit_on_config_error(program: str) -> Iterator[None]:
-    """Turn a :class:`ConfigError` into one stderr line and exit status 78 (EX_CONFIG)."""
+    """Turn a configuration problem into one stderr line and exit status 78 (EX_CONFIG):
+    a bad variable (:class:`ConfigError`), or no database to use (DATABASE_URL unset and
+    the embedded Postgres not installed or not starting)."""
+    from db.embedded import EmbeddedUnavailable
+
     try:
         yield
     except ConfigError as exc:
         print(f"{program}: configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(78) from None
+    except EmbeddedUnavailable as exc:
+        print(f"{program}: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(78) from None
 
 

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from app import metrics
 from app.bearer import bearer_matches, unauthorized
 from app.readiness import readiness
-from app.services import Services
+from app.services import current_services
 
 bp = Blueprint("health", __name__)
 
-
-def _services() -> Services:
-    services: Services = current_app.extensions["services"]
-    return services
 
 
 @bp.get("/healthz")
@@ -28,7 +24,7 @@ def healthz() -> Any:
 @bp.get("/readyz")
 def readyz() -> Any:
     """Database, migrations, worker heartbeats, queue lag, dead letters, webhooks, TLS."""
-    report = readiness(_services())
+    report = readiness(current_services())
     return jsonify(report), 200 if report["ready"] else 503
 
 
@@ -39,7 +35,7 @@ def metrics_endpoint() -> Any:
     With METRICS_TOKEN set it needs ``Authorization: Bearer`` (401 otherwise); unset, it is
     open, as Prometheus on a private network expects.
     """
-    services = _services()
+    services = current_services()
     token = services.settings.metrics_token
     if token and not bearer_matches(request.headers.get("Authorization"), token):
         return unauthorized("metrics")

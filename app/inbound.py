@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from app.compliance import HELP, classify_keyword, consent_status_for
 from app.config import Settings
 from app.consent import record_consent
+from app.jobs import InboundJob, SendJob
 from app.logs import event
-from app.outbound import SEND_KIND
-from app.pacing import place_new_sends
+from app.pacing import book
 from db import audit, messages, outbox
 from db.pool import Connection
 
 log = logging.getLogger(__name__)
-
-INBOUND_KIND = "cxone_inbound"
 
 
 @dataclass(frozen=True)
@@ -66,8 +63,8 @@ def record_inbound_text(conn: Connection, settings: Settings, text: InboundText)
         event(log, "inbound.unknown_recipient", logging.WARNING, sid=text.sid, to=text.to,
               keyword=keyword)
         return "unknown_recipient"
-    outbox.enqueue(conn, INBOUND_KIND, f"inbound:{text.sid}", _post_payload(text),
-                   ordering_key=f"inbound:{text.from_}:{text.to}")
+    outbox.enqueue(conn, InboundJob(sid=text.sid, from_=text.from_, to=text.to,
+                                    body=text.body, media=tuple(text.media)))
     if keyword == HELP and (text.opt_out_type or "").upper() != "HELP":
         _enqueue_help_reply(conn, settings, text)
     audit.append(conn, "inbound.received", source="twilio", sid=text.sid, phone=text.from_,
@@ -84,15 +81,9 @@ def is_our_number(settings: Settings, number: str) -> bool:
     return not settings.sender_numbers or number in settings.sender_numbers
 
 
-def _post_payload(text: InboundText) -> dict[str, Any]:
-    return {"sid": text.sid, "from": text.from_, "to": text.to, "body": text.body,
-            "media": text.media}
-
-
 def _enqueue_help_reply(conn: Connection, settings: Settings, text: InboundText) -> None:
-    payload = {"purpose": "help", "to": text.from_, "from": text.to, "body": settings.help_reply,
-               "in_reply_to": text.sid, "dispatch": 1, "source": "help"}
-    job_id = outbox.enqueue(conn, SEND_KIND, f"help:{text.sid}", payload,
-                            ordering_key=f"help:{text.from_}")
+    job = SendJob(purpose="help", to=text.from_, from_=text.to, body=settings.help_reply,
+                  in_reply_to=text.sid, source="help")
+    job_id = outbox.enqueue(conn, job)
     if job_id is not None:
-        place_new_sends(conn, settings, [(job_id, payload)])
+        book(conn, settings, [(job_id, job)])

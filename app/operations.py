@@ -15,6 +15,7 @@ from typing import Any
 from app.compliance import OPTED_IN, OPTED_OUT
 from app.consent import record_consent
 from app.inputs import phone_or_none
+from app.jobs import REPLAY_PATCH, StatusJob
 from app.snapshot import read_snapshot
 from db import admin, audit, consent, messages, outbox
 from db import reconcile as reconcile_q
@@ -36,7 +37,8 @@ def dead_letters(conn: Connection, *, kind: str | None = None, error: str | None
 
 def replay(conn: Connection, ids: list[int], *, source: str) -> list[dict[str, Any]]:
     """Queue dead letters again. A send first looks Twilio up, so it is never sent twice."""
-    return _audited(conn, admin.replay(conn, ids), "job.replayed", "queued", source)
+    return _audited(conn, admin.replay(conn, ids, REPLAY_PATCH), "job.replayed", "queued",
+                    source)
 
 
 def discard(conn: Connection, ids: list[int], *, source: str) -> list[dict[str, Any]]:
@@ -64,7 +66,7 @@ def trace(conn: Connection, ref: str) -> dict[str, Any] | None:
     sends = messages.twilio_messages_of(conn, message_id)
     sids = [s["sid"] for s in sends] or ([ref] if looks_like_sid else [])
     mapping = messages.state_of_message(conn, message_id)
-    jobs = admin.jobs_for_message(conn, message_id)
+    jobs = admin.jobs_for_message(conn, [message_id, StatusJob(message_id).dedupe_key])
     entries = audit.for_message(conn, message_id, sids)
     receipts = messages.receipts_of(conn, sids) if sids else []
     updates = reconcile_q.status_updates_of(conn, message_id)

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from app.bearer import require_bearer
+from app.cxone import InvalidReply
+from app.cxone.open_messaging import POLLABLE_STATUSES, parse_message
 from app.http_body import json_body
-from app.outbound import InvalidMessage, enqueue_replies, parse_reply
-from app.services import Services
+from app.outbound import enqueue_replies
+from app.services import current_services
 
 bp = Blueprint("cxone_push", __name__)
 
 
 @bp.post("/cxone/outbound")
 def push_outbound() -> Any:
-    services: Services = current_app.extensions["services"]
+    services = current_services()
     refused = require_bearer(services.settings.cxone_webhook_token, "cxone-push")
     if refused is not None:
         return refused
@@ -30,11 +32,11 @@ def push_outbound() -> Any:
         return jsonify({"error": "bad_request",
                         "message": "body must be a JSON object (Content-Type: application/json)"}
                        ), 400
-    if data.get("status") not in (None, "", "PENDING"):
+    if data.get("status") not in POLLABLE_STATUSES:
         return _invalid("status", "must be PENDING (only new agent replies are sent)")
     try:
-        reply = parse_reply(data)
-    except InvalidMessage as exc:
+        reply = parse_message(data)
+    except InvalidReply as exc:
         return _invalid(exc.field, exc.reason)
     with services.db.transaction() as conn:
         new = enqueue_replies(conn, services.settings, [reply], source="push") > 0

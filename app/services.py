@@ -16,7 +16,7 @@ from app.config import Settings
 from db.pool import Database
 
 if TYPE_CHECKING:
-    from app.cxone import CxoneClient
+    from app.cxone import CxonePort
     from app.twilio_client import SignatureChecker, TwilioGateway
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,11 @@ class Services:
     _closed: bool = field(default=False, init=False)
 
     @cached_property
-    def cxone(self) -> CxoneClient:
-        from app.cxone import CxoneClient
+    def cxone(self) -> CxonePort:
+        """The CXone adapter of CXONE_MODE (app/cxone/)."""
+        from app.cxone import build_cxone
 
-        return CxoneClient(self.settings)
+        return build_cxone(self.settings)
 
     @cached_property
     def twilio(self) -> TwilioGateway:
@@ -53,6 +54,14 @@ class Services:
         if not self._closed:
             self._closed = True
             self.db.close()
+
+
+def current_services() -> Services:
+    """The services of the Flask app handling this request (built by app.create_app)."""
+    from flask import current_app
+
+    services: Services = current_app.extensions["services"]
+    return services
 
 
 def build_services(settings: Settings, *, process_name: str,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from db import admin, ops, throttle
+from app.pacing import next_slots
+from db import admin, ops
 from db import migrate as migrations
 from db import reconcile as reconcile_q
 from db.pool import Connection
@@ -34,7 +35,7 @@ def read_snapshot(conn: Connection) -> dict[str, Any]:
         "dead_letters": admin.dead_count(conn),
         "workers": [_worker(w) for w in workers],
         "roles": judge_roles(workers),
-        "senders": [_sender(s) for s in throttle.next_slots(conn)],
+        "senders": [_sender(s) for s in next_slots(conn)],
         "last_webhook_s": None if webhook is None else round(webhook, 1),
         "reconciler": reconcile_q.runs(conn),
         "pending_migrations": [m.version for m in migrations.pending(conn)],
@@ -49,8 +50,7 @@ def _worker(row: dict[str, Any]) -> dict[str, Any]:
 
 def _sender(row: dict[str, Any]) -> dict[str, Any]:
     return {"key": row["key"], "next_slot": row["next_slot"],
-            "backlog_s": round(float(row["backlog_s"]), 1),
-            "in_flight_until": row["in_flight_until"]}
+            "next_start": row["next_start"], "backlog_s": round(float(row["backlog_s"]), 1)}
 
 
 def judge_roles(workers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -7,7 +7,7 @@ CXone status never moves backwards either.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from app.cxone import StatusReport
 
 # Twilio message statuses in lifecycle order (same rank = same stage).
 _TWILIO_RANK = {
@@ -50,10 +50,15 @@ ERROR_MESSAGES = {
 def twilio_rank(status: str) -> int:
     """Lifecycle rank of a Twilio status; unknown statuses rank below everything.
 
-    A status is applied only when its rank is higher than the message's current
-    one and the current one is not final (rank 4): smsgw_apply_receipt enforces it.
+    A status is applied only when its rank is higher than the message's current one
+    and the current one is not final (smsgw_apply_receipt does that with these values).
     """
     return _TWILIO_RANK.get(status, -1)
+
+
+def is_final(status: str) -> bool:
+    """A final Twilio status: the message's story at Twilio ends here."""
+    return status in TWILIO_FINAL
 
 
 def cxone_moves_forward(current: str | None, new: str) -> bool:
@@ -63,15 +68,6 @@ def cxone_moves_forward(current: str | None, new: str) -> bool:
     return _CXONE_RANK.get(new, -1) > _CXONE_RANK.get(current or "PENDING", 0)
 
 
-@dataclass(frozen=True)
-class CxoneUpdate:
-    """A status to push to CXone for one message."""
-
-    status: str
-    reason_code: str | None = None
-    reason_message: str | None = None
-
-
 def error_message(code: int | None) -> str:
     """A short human description of a Twilio error code."""
     if code is None:
@@ -79,23 +75,27 @@ def error_message(code: int | None) -> str:
     return ERROR_MESSAGES.get(code, f"Twilio error {code}")
 
 
-def cxone_update_for_final(status: str, error_code: int | None) -> CxoneUpdate | None:
-    """The CXone update a final Twilio status maps to (None for non-final statuses)."""
+def report_for_final(status: str, error_code: int | None) -> StatusReport | None:
+    """What CXone hears when a final Twilio status ends a message (None: not final)."""
     if status == "delivered":
-        return CxoneUpdate("DELIVERED")
+        return StatusReport("DELIVERED")
     if status == "undelivered":
-        return CxoneUpdate("UNDELIVERABLE", _code(error_code), error_message(error_code))
+        return StatusReport("UNDELIVERABLE", _code(error_code), error_message(error_code))
     if status == "failed":
-        return CxoneUpdate("FAILED", _code(error_code), error_message(error_code))
+        return StatusReport("FAILED", _code(error_code), error_message(error_code))
     if status == "canceled":
-        return CxoneUpdate("FAILED", _code(error_code) or "canceled",
-                           error_message(error_code) if error_code else "Message canceled")
+        return StatusReport("FAILED", _code(error_code) or "canceled",
+                            error_message(error_code) if error_code else "Message canceled")
     return None
 
 
-def failed_update(code: int | str | None, message: str) -> CxoneUpdate:
-    """A CXone FAILED update for a message the gateway could not (or would not) send."""
-    return CxoneUpdate("FAILED", None if code is None else str(code), message)
+def failed_report(code: int | str | None, message: str) -> StatusReport:
+    """FAILED for a message the gateway could not (or would not) send."""
+    return StatusReport("FAILED", None if code is None else str(code), message)
+
+
+# What CXone hears once a message was handed to Twilio (Open Messaging: SENT; DFO: nothing).
+SENT = "SENT"
 
 
 def should_redispatch(status: str, error_code: int | None) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, abort, request
 from werkzeug.datastructures import MultiDict
 
 from app import metrics
@@ -23,7 +23,7 @@ from app.inbound import InboundText, record_inbound_text
 from app.inputs import InvalidInput, canonical_phone, is_twilio_sid, text
 from app.logs import event
 from app.receipts import Receipt, parse_error_code, record_receipt
-from app.services import Services
+from app.services import current_services
 from app.statuses import TWILIO_KNOWN
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,6 @@ MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9.
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
-def _services() -> Services:
-    services: Services = current_app.extensions["services"]
-    return services
-
 
 def signed(endpoint: str) -> Callable[[Callable[[MultiDict[str, str]], Any]], Callable[[], Any]]:
     """Verify X-Twilio-Signature, time the request, pass the form to the view."""
@@ -53,7 +49,7 @@ def signed(endpoint: str) -> Callable[[Callable[[MultiDict[str, str]], Any]], Ca
             status = 500
             try:
                 form = request.form
-                services = _services()
+                services = current_services()
                 url = services.settings.public_base_url + request.path
                 if request.query_string:
                     url += "?" + request.query_string.decode("latin-1")
@@ -125,7 +121,7 @@ def receipts(form: MultiDict[str, str]) -> Response:
     sender = _phone_or_none(form.get("From"))
     receipt = Receipt(sid=sid, status=status, error_code=parse_error_code(form.get("ErrorCode")),
                       from_=sender)
-    services = _services()
+    services = current_services()
     # One statement, unless Python must act afterwards (then one transaction).
     scope = services.db.transaction if receipt.needs_follow_up else services.db.connection
     with scope() as conn:
@@ -140,7 +136,7 @@ def receipts(form: MultiDict[str, str]) -> Response:
 def inbound(form: MultiDict[str, str]) -> Response:
     """A customer's text: record it and answer empty TwiML at once."""
     text = parse_inbound(form)
-    services = _services()
+    services = current_services()
     with services.db.transaction() as conn:
         record_inbound_text(conn, services.settings, text)
     return Response(EMPTY_TWIML, status=200, mimetype="text/xml")

@@ -1,4 +1,4 @@
-"""``python -m db migrate`` and ``python -m db status``.
+"""``python -m db migrate``, ``python -m db status`` (and ``python -m db schema``).
 
 Reads only DATABASE_URL (unset: the embedded Postgres under .data/).
 """
@@ -15,14 +15,16 @@ from db.embedded import EmbeddedUnavailable, resolve_database_url
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m db", description="Database migrations.")
-    parser.add_argument("command", choices=["migrate", "status"])
+    parser.add_argument("command", choices=["migrate", "status", "schema"])
     args = parser.parse_args(argv)
     load_dotenv_file()
     with exit_on_config_error("db"):
         explicit = database_url_from_env()
     try:
         url = resolve_database_url(explicit)
-        if args.command == "migrate":
+        if args.command == "schema":
+            print(migrations.dump_schema(url), end="")
+        elif args.command == "migrate":
             applied = migrations.migrate(url)
             for m in applied:
                 print(f"applied {m.version} {m.name}")

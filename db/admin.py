@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from db.pool import Connection
 from db.queries import Q
 
@@ -33,16 +35,19 @@ def dead_letters(conn: Connection, *, kind: str | None = None, error: str | None
                                                   "limit": limit}).fetchall()
 
 
-def replay(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
-    return conn.execute(Q["admin.replay"], {"ids": ids}).fetchall()
+def replay(conn: Connection, ids: list[int],
+           patches: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Queue dead letters again; ``patches`` (kind → payload patch) is merged per kind."""
+    return conn.execute(Q["admin.replay"], {"ids": ids, "patches": Jsonb(patches)}).fetchall()
 
 
 def discard(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
     return conn.execute(Q["admin.discard"], {"ids": ids}).fetchall()
 
 
-def jobs_for_message(conn: Connection, message_id: str) -> list[dict[str, Any]]:
-    return conn.execute(Q["admin.jobs_for_message"], {"message_id": message_id}).fetchall()
+def jobs_for_message(conn: Connection, dedupe_keys: list[str]) -> list[dict[str, Any]]:
+    """The jobs of one message, by the dedupe keys its jobs have (app/jobs.py)."""
+    return conn.execute(Q["admin.jobs_for_message"], {"dedupe_keys": dedupe_keys}).fetchall()
 
 
 def message_for_sid(conn: Connection, sid: str) -> str | None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg.types.json import Jsonb
 
 from db.pool import Connection
 from db.queries import Q
+
+if TYPE_CHECKING:
+    from app.cxone import StatusReport
 
 
 def get_cursor(conn: Connection, name: str) -> str | None:
@@ -36,14 +38,12 @@ def close_conversation(conn: Connection, conversation_id: str) -> None:
     conn.execute(Q["cxone.close_conversation"], {"conversation_id": conversation_id})
 
 
-def queue_update(conn: Connection, message_id: str, status: str, *,
-                 reason_code: str | None = None, reason_message: str | None = None,
-                 external_id: str | None = None, receipt_at: datetime | None = None) -> None:
-    """Record an update for CXone and make sure the message's status job will run."""
+def queue_update(conn: Connection, kind: str, message_id: str, report: StatusReport) -> None:
+    """Record a report for CXone and make sure the message's status job (``kind``) runs."""
     conn.execute(Q["cxone.queue_update"], {
-        "message_id": message_id, "status": status, "reason_code": reason_code,
-        "reason_message": reason_message, "external_id": external_id,
-        "receipt_at": receipt_at})
+        "kind": kind, "message_id": message_id, "status": report.status,
+        "reason_code": report.reason_code, "reason_message": report.reason_message,
+        "external_id": report.external_id, "at": report.at})
 
 
 def pending_status_updates(conn: Connection, message_id: str) -> list[dict[str, Any]]:

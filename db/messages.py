@@ -4,43 +4,36 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from psycopg.types.json import Jsonb
-
 from db.pool import Connection
 from db.queries import Q
 
 if TYPE_CHECKING:
-    from app.statuses import CxoneUpdate
+    from app.cxone import StatusReport
 
 
-def apply_receipt(conn: Connection, *, sid: str, status: str, rank: int, error_code: int | None,
-                  from_: str | None, source: str, receipt_id: int | None = None,
-                  cxone_update: CxoneUpdate | None = None) -> dict[str, Any]:
+def apply_receipt(conn: Connection, *, sid: str, status: str, rank: int, final: bool,
+                  error_code: int | None, from_: str | None, source: str,
+                  receipt_id: int | None = None, report: StatusReport | None = None,
+                  status_kind: str) -> dict[str, Any]:
     """Record (or, with ``receipt_id``, apply a kept) receipt; what the function returned.
 
-    With ``cxone_update`` (a final status) the outcome and that CXone update are
-    recorded too when the receipt moves a mapped reply forward.
+    With ``report`` (the message ends here) the outcome is recorded and that report
+    queued for CXone when the receipt moves a mapped reply forward.
     """
     row = conn.execute(Q["messages.apply_receipt"], {
-        "sid": sid, "status": status, "rank": rank, "error_code": error_code, "from": from_,
-        "source": source, "receipt_id": receipt_id,
-        "cxone_status": cxone_update.status if cxone_update else None,
-        "reason_code": cxone_update.reason_code if cxone_update else None,
-        "reason_message": cxone_update.reason_message if cxone_update else None}).fetchone()
+        "sid": sid, "status": status, "rank": rank, "final": final, "error_code": error_code,
+        "from": from_, "source": source, "receipt_id": receipt_id,
+        "report_status": report.status if report else None,
+        "reason_code": report.reason_code if report else None,
+        "reason_message": report.reason_message if report else None,
+        "status_kind": status_kind}).fetchone()
     assert row is not None
     return row
 
 
-def record_sent(conn: Connection, **params: Any) -> dict[str, Any]:
-    """Everything after a create in one statement (see smsgw_record_sent)."""
-    params["audit_details"] = Jsonb(params["audit_details"])
-    row = conn.execute(Q["messages.record_sent"], params).fetchone()
-    assert row is not None
-    return row
-
-
-def set_outcome(conn: Connection, sid: str, outcome: str) -> None:
-    conn.execute(Q["messages.set_outcome"], {"sid": sid, "outcome": outcome})
+def redispatch_facts(conn: Connection, sid: str) -> dict[str, Any] | None:
+    """What deciding a re-dispatch needs: the message of ``sid`` and its send job."""
+    return conn.execute(Q["messages.redispatch_facts"], {"sid": sid}).fetchone()
 
 
 def lock_sid(conn: Connection, sid: str) -> None:
@@ -49,15 +42,8 @@ def lock_sid(conn: Connection, sid: str) -> None:
 
 
 
-
 def twilio_messages_of(conn: Connection, message_id: str) -> list[dict[str, Any]]:
     return conn.execute(Q["messages.twilio_messages_of"], {"message_id": message_id}).fetchall()
-
-
-
-def sids_taken(conn: Connection, sids: list[str]) -> set[str]:
-    return {row["sid"] for row in conn.execute(Q["messages.sids_taken"], {"sids": sids})}
-
 
 
 def record_inbound(conn: Connection, *, conversation_id: str, message_id: str, sid: str, to: str,
@@ -71,10 +57,8 @@ def state_of_message(conn: Connection, message_id: str) -> dict[str, Any] | None
     return conn.execute(Q["messages.state_of_message"], {"message_id": message_id}).fetchone()
 
 
-
 def unapplied_receipts(conn: Connection, sid: str) -> list[dict[str, Any]]:
     return conn.execute(Q["messages.unapplied_receipts"], {"sid": sid}).fetchall()
-
 
 
 def receipts_of(conn: Connection, sids: list[str]) -> list[dict[str, Any]]:

@@ -128,3 +128,30 @@ def status(url: str) -> tuple[list[tuple[Migration, str]], list[Migration]]:
     applied = [(m, when[m.version]) for m in migrations if m.version in done]
     waiting = [m for m in migrations if m.version not in done]
     return applied, waiting
+
+
+SCHEMA_FILE = Path(__file__).parent / "schema.sql"
+SCHEMA_HEADER = """\
+-- The current schema: what applying every file of db/migrations/ gives, in one place
+-- (tests/integration/test_schema.py checks that they agree). Read it; never apply it
+-- to a database the gateway runs on (migrations do that). After adding a migration,
+-- regenerate it: python -m db schema > db/schema.sql  (needs pg_dump, a migrated
+-- database in DATABASE_URL).
+"""
+
+
+def dump_schema(url: str) -> str:
+    """The schema of the (migrated) database at ``url``, as db/schema.sql holds it."""
+    import subprocess
+
+    out = subprocess.run(
+        ["pg_dump", "--schema-only", "--no-owner", "--no-privileges", "--no-comments",
+         "--exclude-table=schema_migrations", "--dbname", url],
+        check=True, capture_output=True, text=True).stdout
+    lines = [line for line in out.splitlines()
+             if not line.startswith(("--", "SET ", "SELECT pg_catalog.set_config", "\\"))
+             or line.startswith("SET check_function_bodies")]  # functions before tables
+    body = "\n".join(lines).strip()
+    while "\n\n\n" in body:
+        body = body.replace("\n\n\n", "\n\n")
+    return SCHEMA_HEADER + "\n" + body.replace("public.", "") + "\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg.types.json import Jsonb
 
@@ -27,14 +27,26 @@ class Job:
     last_error: str | None
     due_at: datetime
     db_now: datetime
+    slot: datetime | None = None  # a send's booked pacing slot (app/pacing.py)
 
 
-def enqueue(conn: Connection, kind: str, dedupe_key: str, payload: dict[str, Any], *,
-            run_at: datetime | None = None, ordering_key: str | None = None) -> int | None:
-    """Insert a job unless one with ``dedupe_key`` exists; the new id or None."""
+class Enqueueable(Protocol):
+    """A typed job (app/jobs.py): its kind, dedupe key, payload and ordering key."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def dedupe_key(self) -> str: ...
+    @property
+    def ordering_key(self) -> str | None: ...
+    def payload(self) -> dict[str, Any]: ...
+
+
+def enqueue(conn: Connection, job: Enqueueable, *, run_at: datetime | None = None) -> int | None:
+    """Insert a job unless one with its dedupe key exists; the new id or None."""
     row = conn.execute(Q["outbox.enqueue"], {
-        "kind": kind, "dedupe_key": dedupe_key, "payload": Jsonb(payload), "run_at": run_at,
-        "ordering_key": ordering_key}).fetchone()
+        "kind": str(job.kind), "dedupe_key": job.dedupe_key, "payload": Jsonb(job.payload()),
+        "run_at": run_at, "ordering_key": job.ordering_key}).fetchone()
     return None if row is None else int(row["id"])
 
 
@@ -45,21 +57,12 @@ def record_done(conn: Connection, kind: str, dedupe_key: str, payload: dict[str,
     return row is not None
 
 
-def enqueue_or_rerun(conn: Connection, kind: str, dedupe_key: str, payload: dict[str, Any], *,
-                     run_at: datetime | None = None, ordering_key: str | None = None) -> int:
-    """Insert a job or make an existing one run (again); its id."""
-    row = conn.execute(Q["outbox.enqueue_or_rerun"], {
-        "kind": kind, "dedupe_key": dedupe_key, "payload": Jsonb(payload), "run_at": run_at,
-        "ordering_key": ordering_key}).fetchone()
-    assert row is not None
-    return int(row["id"])
-
-
-def reopen(conn: Connection, dedupe_key: str, patch: dict[str, Any], *,
-           delay_s: float) -> int | None:
-    """Queue a finished job again after ``delay_s``; its attempts, or None (live or gone)."""
+def reopen(conn: Connection, job: Enqueueable, *, delay_s: float) -> int | None:
+    """Queue a finished job again (as ``job`` now is) after ``delay_s``; its attempts, or
+    None when it is still live or gone."""
     row = conn.execute(Q["outbox.reopen"], {
-        "dedupe_key": dedupe_key, "payload": Jsonb(patch), "delay_s": delay_s}).fetchone()
+        "dedupe_key": job.dedupe_key, "payload": Jsonb(job.payload()),
+        "delay_s": delay_s}).fetchone()
     return None if row is None else int(row["attempts"])
 
 
@@ -85,26 +88,16 @@ def retry(conn: Connection, job: Job, *, delay_s: float, error: str) -> bool:
                         ).fetchone() is not None
 
 
-def reschedule(conn: Connection, job: Job, *, run_at: datetime,
-               patch: dict[str, Any] | None = None) -> bool:
-    """Run again at ``run_at`` without counting a failure, merging ``patch`` into the payload."""
+def reschedule(conn: Connection, job: Job, *, run_at: datetime) -> bool:
+    """Run again at ``run_at`` without counting a failure."""
     return conn.execute(Q["outbox.reschedule"], {"id": job.id, "claims": job.claims,
-                                                 "run_at": run_at, "patch": Jsonb(patch or {})}
-                        ).fetchone() is not None
+                                                 "run_at": run_at}).fetchone() is not None
 
 
-def bury(conn: Connection, job: Job, *, error: str, count_attempt: bool = True) -> bool:
+def bury(conn: Connection, job: Job, *, error: str) -> bool:
     """Move the job to the dead-letter state."""
     return conn.execute(Q["outbox.bury"], {"id": job.id, "claims": job.claims,
-                                           "error": error[:2000],
-                                           "count_attempt": 1 if count_attempt else 0}
-                        ).fetchone() is not None
-
-
-def release(conn: Connection, job: Job, *, run_at: datetime,
-            patch: dict[str, Any] | None = None) -> bool:
-    """Give back a job that was claimed but never started (same write as a reschedule)."""
-    return reschedule(conn, job, run_at=run_at, patch=patch)
+                                           "error": error[:2000]}).fetchone() is not None
 
 
 def next_due(conn: Connection) -> tuple[datetime | None, datetime]:

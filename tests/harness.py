@@ -208,3 +208,21 @@ def start_web(env: dict[str, str], port: int, *, workers: int = 2) -> Process:
 
     wait_for(healthy, timeout=30, message="web /healthz")
     return proc
+
+
+PACING_WINDOWS_S = (1.0, 10.0, 60.0)
+
+
+def worst_windows(times: list[float], rate: float,
+                  windows: tuple[float, ...] = PACING_WINDOWS_S) -> dict[float, tuple[int, int]]:
+    """For each window W: (the most arrivals any W seconds held, the limit ⌊1 + r·W⌋)."""
+    import bisect
+    import math
+
+    times = sorted(times)
+    out = {}
+    for w in windows:
+        worst = max((bisect.bisect_right(times, t + w) - i for i, t in enumerate(times)),
+                    default=0)
+        out[w] = (worst, math.floor(1 + rate * w + 1e-9))
+    return out

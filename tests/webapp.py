@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 
 import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from twilio.request_validator import RequestValidator
 
 from app.config import Settings
@@ -52,19 +54,25 @@ def rows(url: str, sql: str, *args) -> list[tuple]:
 
 
 def sent_message(url: str, *, status: str = "accepted", message_id: str | None = None) -> tuple:
-    """A message the worker sent: its SID, the CXone ids, as the send job records them."""
+    """A reply the worker sent (its SID and CXone id), recorded the way the send job records
+    one (smsgw_record_sent), except that no SENT report is queued."""
+    from app.jobs import Kind, SendJob
+    from app.statuses import twilio_rank
+    from db import send
+
     sid, message_id = new_sid(), message_id or f"msg_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("INSERT INTO twilio_messages (sid, cxone_message_id, cxone_conversation_id, "
-                     "to_number, from_number, status) VALUES (%s, %s, 'conv_1', %s, %s, %s)",
-                     (sid, message_id, CUSTOMER, BUSINESS, status))
-        conn.execute("INSERT INTO sms_gateway_state (cxone_conversation_id, cxone_message_id, "
-                     "twilio_message_sid, twilio_status, direction, to_number, from_number) "
-                     "VALUES ('conv_1', %s, %s, %s, 'OUTBOUND', %s, %s)",
-                     (message_id, sid, status, CUSTOMER, BUSINESS))
-        conn.execute("INSERT INTO outbox (kind, dedupe_key, payload, state) "
-                     "VALUES ('send_sms', %s, %s, 'done')",
-                     (message_id, psycopg.types.json.Jsonb({"to": CUSTOMER, "body": "x"})))
+    job = SendJob(to=CUSTOMER, body="x", message_id=message_id, conversation_id="conv_1",
+                  from_=BUSINESS)
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        job_id = conn.execute("INSERT INTO outbox (kind, dedupe_key, payload, claims) "
+                              "VALUES (%s, %s, %s, 1) RETURNING id",
+                              (job.kind, job.dedupe_key, Jsonb(job.payload()))).fetchone()["id"]
+        send.record_sent(conn, sid=sid, status=status, status_rank=twilio_rank(status),
+                         message_id=message_id, conversation_id="conv_1", purpose="reply",
+                         dispatch=1, to=CUSTOMER, **{"from": BUSINESS}, adopted=False,
+                         idempotency_key=f"key-{sid}", report_to=message_id, report_status=None,
+                         status_kind=Kind.CXONE_STATUS, job_id=job_id, job_claims=1,
+                         audit_event="send.created", audit_details={})
     return sid, message_id
 
 

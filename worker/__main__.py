@@ -22,17 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     from app.config import Settings, exit_on_config_error, load_dotenv_file
     from app.logs import configure_logging
     from app.services import build_services
-    from db.embedded import EmbeddedUnavailable
 
     load_dotenv_file()
     with exit_on_config_error("worker"):
         settings = Settings.from_env()
-    configure_logging(settings.log_level, process_name="worker")
-    try:
+        configure_logging(settings.log_level, process_name="worker")
         services = build_services(settings, process_name="worker")
-    except EmbeddedUnavailable as exc:
-        print(f"worker: {exc}", file=sys.stderr, flush=True)
-        return 78
 
     from worker.runtime import Worker
 

@@ -31,8 +31,6 @@ from worker.jobs import Bury, Done, Handled, JobContext, Outcome, Reschedule, Re
 log = logging.getLogger(__name__)
 
 Handler = Callable[[JobContext, Job], Outcome]
-# Sees a kind's jobs of one claim batch before they run; returns the ones to run now.
-Preparer = Callable[[JobContext, list[Job]], list[Job]]
 
 # Claim jobs due this soon and let each wait in its greenlet: sends land on their slot.
 LOOKAHEAD_S = 0.25
@@ -46,10 +44,9 @@ class Dispatcher:
     """Claims and runs jobs with at most ``concurrency`` greenlets."""
 
     def __init__(self, ctx: JobContext, handlers: dict[str, Handler], *, concurrency: int,
-                 burst: bool = False, preparers: dict[str, Preparer] | None = None) -> None:
+                 burst: bool = False) -> None:
         self.ctx = ctx
         self.handlers = handlers
-        self.preparers = preparers or {}
         self.pool = gevent.pool.Pool(concurrency)
         self.wake = gevent.event.Event()
         self.burst = burst
@@ -84,7 +81,7 @@ class Dispatcher:
                 self.ctx.sleep(1.0)
                 continue
             self.ctx.roles.ok("dispatcher")
-            for job in self._prepare(jobs):
+            for job in jobs:
                 self.pool.spawn(self.run_job, job)
             if len(jobs) >= min(free, CLAIM_BATCH):
                 gevent.sleep(0)  # more may be waiting: claim again after a yield
@@ -98,23 +95,6 @@ class Dispatcher:
         with self.ctx.db.connection() as conn:
             return outbox.claim(conn, worker=self.ctx.worker_id, limit=limit,
                                 lease_s=self.ctx.settings.job_lease_s, lookahead_s=LOOKAHEAD_S)
-
-    def _prepare(self, jobs: list[Job]) -> list[Job]:
-        """Let a kind's preparer see its jobs of this batch (sends: pacing in one statement)."""
-        if not self.preparers or not jobs:
-            return jobs
-        ready = [j for j in jobs if j.kind not in self.preparers]
-        for kind, prepare in self.preparers.items():
-            mine = [j for j in jobs if j.kind == kind]
-            if not mine:
-                continue
-            try:
-                ready.extend(prepare(self.ctx, mine))
-            except Exception as exc:  # each job then prepares itself when it runs
-                event(log, "dispatch.prepare_failed", logging.WARNING, kind=kind,
-                      error=str(exc)[:200])
-                ready.extend(mine)
-        return ready
 
     def _nothing_due(self) -> bool:
         with self.ctx.db.connection() as conn:
@@ -244,7 +224,7 @@ def _write_outcome(conn: Connection, job: Job, outcome: Outcome) -> bool:
     if isinstance(outcome, Done):
         return outbox.complete(conn, job)
     if isinstance(outcome, Reschedule):
-        return outbox.reschedule(conn, job, run_at=outcome.run_at, patch=outcome.patch)
+        return outbox.reschedule(conn, job, run_at=outcome.run_at)
     if isinstance(outcome, Retry):
         return outbox.retry(conn, job, delay_s=outcome.delay_s, error=outcome.error)
     assert isinstance(outcome, Bury)

@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from app.jobs import Kind
+
 # The role each job kind reports under.
-JOB_ROLES = {"send_sms": "sender", "cxone_status": "status_sync",
-             "cxone_inbound": "inbound_post"}
+JOB_ROLES = {Kind.SEND.value: "sender", Kind.CXONE_STATUS.value: "status_sync",
+             Kind.CXONE_INBOUND.value: "inbound_post"}
 MAX_ERROR = 200
 
 

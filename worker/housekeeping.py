@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from app.errors import DatabaseUnavailable
 from app.logs import event
 from app.services import Services
+from db.pool import Connection
 from db.queries import Q
 from worker.jobs import JobContext
-from worker.leader import Leadership
+from worker.leader import run_as_leader
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +30,12 @@ WEEK_S = 7 * 86400.0
 
 def run_housekeeping(ctx: JobContext) -> None:
     """Clean up on an interval while this worker holds the housekeeping role."""
-    leadership = Leadership(ctx.db, "housekeeping")
-    try:
-        while not ctx.stopping.is_set():
-            held = leadership.acquire()
-            ctx.roles.leader("housekeeping", held)
-            if held:
-                try:
-                    housekeep_once(ctx.services, pause=ctx.sleep)
-                    ctx.roles.ok("housekeeping")
-                except DatabaseUnavailable as exc:
-                    event(log, "housekeeping.interrupted", logging.WARNING, error=str(exc))
-                    ctx.roles.failed("housekeeping", str(exc))
-            ctx.sleep(INTERVAL_S)
-    finally:
-        leadership.release()
+
+    def step(_conn: Connection) -> float:
+        housekeep_once(ctx.services, pause=ctx.sleep)
+        return INTERVAL_S
+
+    run_as_leader(ctx, "housekeeping", step)
 
 
 def retention_plan(services: Services) -> list[tuple[str, float]]:

@@ -54,7 +54,6 @@ class Reschedule:
     """Not a failure: run again at ``run_at`` (throttled, waiting out an ambiguous send)."""
 
     run_at: datetime
-    patch: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
 
 

@@ -1,4 +1,5 @@
-"""One-at-a-time roles (poller, reconciler, housekeeping) via Postgres advisory locks.
+"""One-at-a-time roles (poller, reconciler, housekeeping) via Postgres advisory locks,
+and the loop each of them runs while it holds its role.
 
 The lock is session-level on a dedicated connection: when the holder dies its
 connection closes, Postgres frees the lock, and another worker takes over on
@@ -9,9 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
+from app.errors import AuthenticationFailed, DatabaseUnavailable, TransientError
 from app.logs import event
+from app.retry import RetryPolicy
 from db.pool import Connection, Database, close_quietly
+
+if TYPE_CHECKING:
+    from worker.jobs import JobContext
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +75,70 @@ class Leadership:
             close_quietly(self.conn)
             self.conn = None
             event(log, "leader.released", role=self.name)
+
+
+# Transient failures of a one-at-a-time role back off exponentially, honouring Retry-After.
+BACKOFF = RetryPolicy(base_s=1.0, max_s=60.0, max_attempts=1_000_000)
+LEADER_RETRY_S = 2.0
+AUTH_RETRY_S = 60.0
+
+
+def run_as_leader(ctx: JobContext, role: str, step: Callable[[Connection], float], *,
+                  first_delay_s: float = 0.0, events: str | None = None) -> None:
+    """Run ``step`` over and over while this worker holds ``role``, until the worker stops.
+
+    ``step`` gets the leader's own connection, does one round and returns how long to
+    wait before the next. Refused credentials wait a minute; other transient errors back
+    off; a lost database gives up the role. Every round is reported to the role board.
+    """
+    leadership = Leadership(ctx.db, role)
+    prefix = events or role  # log events: "<prefix>.backoff", "<prefix>.credentials_rejected"
+    failures = 0
+    ctx.sleep(first_delay_s)
+    try:
+        while not ctx.stopping.is_set():
+            held = leadership.acquire()
+            ctx.roles.leader(role, held)
+            if not held:
+                ctx.sleep(LEADER_RETRY_S)
+                continue
+            assert leadership.conn is not None
+            try:
+                pause = step(leadership.conn)
+                failures = 0
+                ctx.roles.ok(role)
+            except AuthenticationFailed as exc:
+                event(log, f"{prefix}.credentials_rejected", logging.ERROR, error=str(exc))
+                ctx.roles.failed(role, str(exc))
+                pause = AUTH_RETRY_S
+            except TransientError as exc:
+                failures += 1
+                ctx.roles.failed(role, str(exc))
+                pause = BACKOFF.backoff(failures)
+                if exc.retry_after is not None:
+                    pause = max(pause, exc.retry_after)
+                event(log, f"{prefix}.backoff", logging.WARNING, error=str(exc),
+                      delay_s=round(pause, 2), failures=failures)
+                if isinstance(exc, DatabaseUnavailable):
+                    leadership.drop(str(exc))
+            ctx.sleep(pause)
+    finally:
+        leadership.release()
+        ctx.roles.leader(role, False)
+
+
+@contextmanager
+def holding(db: Database, role: str, *, wait_s: float = 30.0) -> Iterator[bool]:
+    """Hold ``role`` for the block (a one-off run, e.g. ``smsgw reconcile``); yields False
+    when a worker kept it for ``wait_s``."""
+    leadership = Leadership(db, role)
+    deadline = time.monotonic() + wait_s
+    try:
+        while not leadership.acquire():
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            time.sleep(0.5)
+        yield True
+    finally:
+        leadership.release()

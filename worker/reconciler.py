@@ -19,23 +19,24 @@ from datetime import timedelta
 from typing import Any
 
 from app import metrics
-from app.errors import AuthenticationFailed, NotFound, TransientError
+from app.cxone import InvalidReply, OutboundReply, StatusReport
+from app.errors import NotFound
 from app.logs import event
-from app.outbound import InvalidMessage, enqueue_replies, parse_reply, reject_reply
+from app.outbound import enqueue_replies, reject_reply
 from app.receipts import Receipt, apply_pending_receipts, record_receipt
 from app.services import Services
-from app.status_sync import enqueue_cxone_update
-from app.statuses import CXONE_FINAL, CxoneUpdate, cxone_update_for_final
+from app.status_sync import queue_report
+from app.statuses import CXONE_FINAL, SENT, report_for_final
 from db import audit, cxone_state, messages, ops, outbox
 from db import reconcile as q
+from db.pool import Connection
 from worker.jobs import JobContext
-from worker.leader import Leadership
+from worker.leader import run_as_leader
 
 log = logging.getLogger(__name__)
 
 BATCH = 200
 PENDING_PAGES_MAX = 20
-LEADER_RETRY_S = 5.0
 
 
 def interval_s(services: Services) -> float:
@@ -45,29 +46,17 @@ def interval_s(services: Services) -> float:
 
 
 def run_reconciler(ctx: JobContext) -> None:
-    """Reconcile on an interval while this worker holds the reconciler role."""
-    leadership = Leadership(ctx.db, "reconciler")
-    # Start after one interval: at start-up the poller catches up first.
-    ctx.sleep(interval_s(ctx.services))
-    try:
-        while not ctx.stopping.is_set():
-            held = leadership.acquire()
-            ctx.roles.leader("reconciler", held)
-            if not held:
-                ctx.sleep(LEADER_RETRY_S)
-                continue
-            try:
-                reconcile_once(ctx.services)
-                ctx.roles.ok("reconciler")
-            except AuthenticationFailed as exc:
-                event(log, "reconcile.credentials_rejected", logging.ERROR, error=str(exc))
-                ctx.roles.failed("reconciler", str(exc))
-            except TransientError as exc:
-                event(log, "reconcile.interrupted", logging.WARNING, error=str(exc))
-                ctx.roles.failed("reconciler", str(exc))
-            ctx.sleep(interval_s(ctx.services))
-    finally:
-        leadership.release()
+    """Reconcile on an interval while this worker holds the reconciler role.
+
+    It starts one interval late: at start-up the poller catches up first.
+    """
+
+    def step(_conn: Connection) -> float:
+        reconcile_once(ctx.services)
+        return interval_s(ctx.services)
+
+    run_as_leader(ctx, "reconciler", step, first_delay_s=interval_s(ctx.services),
+                  events="reconcile")
 
 
 def reconcile_once(services: Services) -> dict[str, Any]:
@@ -144,67 +133,66 @@ def _check_cxone_pending(services: Services) -> dict[str, int]:
     with services.db.connection() as conn:
         db_now = ops.now(conn)
     before = db_now - timedelta(seconds=services.settings.reconcile_pending_after_s)
-    created_before = before.strftime("%Y-%m-%dT%H:%M:%SZ")
     counts = {"pending_seen": 0, "pending_enqueued": 0, "pending_repushed": 0}
+    if not services.cxone.polls:
+        return counts  # a dialect without a feed (DFO) has nothing to look up
     cursor = None
     for _ in range(PENDING_PAGES_MAX):
-        page = services.cxone.poll_messages(cursor=cursor, page_size=100, status="PENDING",
-                                            created_before=created_before)
-        for item in page.items:
-            counts["pending_seen"] += 1
-            outcome = _reconcile_pending(services, item)
+        page = services.cxone.find_stale(before, cursor)
+        counts["pending_seen"] += page.size
+        for reply in page.replies:
+            outcome = _reconcile_pending(services, reply.message_id, reply)
             if outcome in ("enqueued", "repushed"):
                 counts[f"pending_{outcome}"] += 1
-        if len(page.items) < 100 or not page.cursor:
+        for refused in page.refused:
+            if refused.message_id:
+                _reconcile_pending(services, refused.message_id, refused)
+        if page.size < 100 or not page.cursor:
             break
         cursor = page.cursor
     return counts
 
 
-def _reconcile_pending(services: Services, item: Any) -> str:
-    message_id = item.get("id") if isinstance(item, dict) else None
-    if not isinstance(message_id, str) or not message_id:
-        return "skipped"
+def _reconcile_pending(services: Services, message_id: str,
+                       found: OutboundReply | InvalidReply) -> str:
     with services.db.transaction() as conn:
         job = outbox.get_by_dedupe_key(conn, message_id)
         mapped = messages.state_of_message(conn, message_id)
         if job is None and mapped is None:
-            try:
-                enqueue_replies(conn, services.settings, [parse_reply(item)],
-                                source="reconcile")
-            except InvalidMessage as exc:
-                reject_reply(conn, exc, source="reconcile")
+            if isinstance(found, InvalidReply):
+                reject_reply(conn, found, source="reconcile")
+            else:
+                enqueue_replies(conn, services.settings, [found], source="reconcile")
             event(log, "reconcile.enqueued_missed", message_id=message_id)
             return "enqueued"
         history = q.status_updates_of(conn, message_id)
         if any(u["finished_at"] is None for u in history):
             return "in_progress"  # an update is on its way
-        truth = _true_updates(mapped, history)
+        truth = _true_reports(mapped, history)
         if not truth:
             return "in_progress"  # still being sent (or dead-lettered: the operator's call)
         # CXone says PENDING whatever we believed it had: push the truth again, in order.
         cxone_state.set_cxone_status(conn, message_id, "PENDING")
-        for update, external_id in truth:
-            enqueue_cxone_update(conn, message_id, update, external_id=external_id)
+        for report in truth:
+            queue_report(conn, message_id, report)
         audit.append(conn, "reconcile.repushed", source="reconcile", message_id=message_id,
-                     from_state="PENDING", to_state=truth[-1][0].status)
-    event(log, "reconcile.repushed", message_id=message_id, status=truth[-1][0].status)
+                     from_state="PENDING", to_state=truth[-1].status)
+    event(log, "reconcile.repushed", message_id=message_id, status=truth[-1].status)
     return "repushed"
 
 
-def _true_updates(mapped: dict[str, Any] | None,
-                  history: list[dict[str, Any]]) -> list[tuple[CxoneUpdate, str | None]]:
-    """The updates CXone should have seen, in order: SENT (with the SID), then the final one."""
-    truth: list[tuple[CxoneUpdate, str | None]] = []
+def _true_reports(mapped: dict[str, Any] | None,
+                  history: list[dict[str, Any]]) -> list[StatusReport]:
+    """The reports CXone should have seen, in order: SENT (with the SID), then the final one."""
+    truth: list[StatusReport] = []
     if mapped is not None:
-        truth.append((CxoneUpdate("SENT"), mapped["twilio_message_sid"]))
-        final = cxone_update_for_final(mapped["outcome"] or "", mapped["error_code"])
+        truth.append(StatusReport(SENT, external_id=mapped["twilio_message_sid"]))
+        final = report_for_final(mapped["outcome"] or "", mapped["error_code"])
         if final is not None:
-            truth.append((final, None))
+            truth.append(final)
         return truth
     finals = [u for u in history if u["status"] in CXONE_FINAL]
     if finals:
         last = finals[-1]
-        truth.append((CxoneUpdate(last["status"], last["reason_code"], last["reason_message"]),
-                      None))
+        truth.append(StatusReport(last["status"], last["reason_code"], last["reason_message"]))
     return truth

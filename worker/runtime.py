@@ -18,18 +18,17 @@ from typing import Any
 import gevent
 
 from app.errors import DatabaseUnavailable
-from app.inbound import INBOUND_KIND
+from app.jobs import Kind
 from app.logs import event
 from app.services import Services
-from app.status_sync import CXONE_STATUS_KIND
 from db import ops
-from worker.dispatcher import Dispatcher, Handler, Preparer
+from worker.dispatcher import Dispatcher, Handler
 from worker.housekeeping import run_housekeeping
 from worker.inbound_post import handle_cxone_inbound
 from worker.jobs import JobContext
 from worker.poller import run_poller
 from worker.reconciler import run_reconciler
-from worker.send import handle_send, place_sends
+from worker.send import handle_send
 from worker.status_push import handle_cxone_status
 
 log = logging.getLogger(__name__)
@@ -37,11 +36,10 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 20.0
 HEARTBEAT_S = 5.0
 
-PREPARERS: dict[str, Preparer] = {"send_sms": place_sends}
 HANDLERS: dict[str, Handler] = {
-    "send_sms": handle_send,
-    CXONE_STATUS_KIND: handle_cxone_status,
-    INBOUND_KIND: handle_cxone_inbound,
+    Kind.SEND: handle_send,
+    Kind.CXONE_STATUS: handle_cxone_status,
+    Kind.CXONE_INBOUND: handle_cxone_inbound,
 }
 
 
@@ -54,10 +52,9 @@ class Worker:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.ctx = JobContext(services=services, worker_id=self.worker_id)
         self.burst = burst
-        self.poll = poll and not burst
+        self.poll = poll and not burst and services.cxone.polls
         concurrency = concurrency or services.settings.worker_concurrency
-        self.dispatcher = Dispatcher(self.ctx, HANDLERS, concurrency=concurrency, burst=burst,
-                                     preparers=PREPARERS)
+        self.dispatcher = Dispatcher(self.ctx, HANDLERS, concurrency=concurrency, burst=burst)
         self._signals = 0
 
     def run(self) -> int:

@@ -33,11 +33,12 @@ ORDER BY updated_at
 LIMIT %(limit)s;
 
 -- name: replay
--- Back to the queue, now, with a fresh attempt budget; a send looks Twilio up first.
+-- Back to the queue, now, with a fresh attempt budget; each kind's payload gets the
+-- patch given for it (sends look Twilio up first: app/jobs.py REPLAY_PATCH).
 UPDATE outbox SET
     state = 'queued', run_at = now(), attempts = 0, locked_by = NULL, finished_at = NULL,
-    payload = CASE WHEN kind = 'send_sms' THEN payload || '{"lookup_first": true}'::jsonb
-                   ELSE payload END,
+    payload = payload || COALESCE(%(patches)s::jsonb -> kind, '{}'::jsonb),
+    slot = NULL,
     updated_at = now()
 WHERE id = ANY(%(ids)s) AND state = 'dead'
 RETURNING id, kind, dedupe_key, payload->>'message_id' AS message_id;
@@ -52,7 +53,7 @@ RETURNING id, kind, dedupe_key, payload->>'message_id' AS message_id;
 SELECT id, kind, dedupe_key, state, attempts, claims, last_error, created_at, updated_at,
        finished_at
 FROM outbox
-WHERE dedupe_key IN (%(message_id)s, 'cxone_status:' || %(message_id)s) ORDER BY id;
+WHERE dedupe_key = ANY(%(dedupe_keys)s) ORDER BY id;
 
 -- name: message_for_sid
 SELECT cxone_message_id FROM twilio_messages WHERE sid = %(sid)s

@@ -25,8 +25,8 @@ WHERE conversation_id = %(conversation_id)s;
 
 -- name: queue_update
 -- Record an update for CXone and make sure the message's status job runs.
-SELECT smsgw_queue_cxone_update(%(message_id)s, %(status)s, %(reason_code)s,
-                                %(reason_message)s, %(external_id)s, %(receipt_at)s);
+SELECT smsgw_queue_status_report(%(kind)s, %(message_id)s, %(status)s, %(reason_code)s,
+                                 %(reason_message)s, %(external_id)s, %(at)s);
 
 -- name: pending_status_updates
 -- The updates still to push for one message, oldest first, with what CXone was
@@ -44,7 +44,7 @@ WITH finished AS (
     WHERE id = %(id)s
 ), shown AS (
     INSERT INTO cxone_message_status (cxone_message_id, status, updated_at)
-    SELECT %(message_id)s, %(status)s, now() WHERE %(outcome)s = 'pushed'
+    SELECT %(message_id)s, %(status)s, now() WHERE %(outcome)s IN ('pushed', 'not_needed')
     ON CONFLICT (cxone_message_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()
 )
 INSERT INTO audit_log (event, cxone_message_id, from_state, to_state, reason, source, details)

@@ -39,5 +39,5 @@ DELETE FROM worker_heartbeats WHERE worker_id IN (
 DELETE FROM throttle_state WHERE key IN (
     SELECT key FROM throttle_state
     WHERE updated_at < now() - %(retention_s)s * interval '1 second'
-      AND (in_flight_until IS NULL OR in_flight_until < now())
+      AND tat < now()
     LIMIT %(batch)s);

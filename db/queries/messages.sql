@@ -1,22 +1,20 @@
 -- The message mapping (sms_gateway_state), every Twilio SID we hold, and receipts.
 
 -- name: apply_receipt
--- See smsgw_apply_receipt (migration 0003): dedupe, lock, forward-only apply.
-SELECT * FROM smsgw_apply_receipt(%(sid)s, %(status)s, %(rank)s, %(error_code)s, %(from)s,
-                                  %(source)s, %(receipt_id)s, %(cxone_status)s,
-                                  %(reason_code)s, %(reason_message)s);
+-- See smsgw_apply_receipt (migration 0005): dedupe, lock, forward-only apply.
+SELECT * FROM smsgw_apply_receipt(%(sid)s, %(status)s, %(rank)s, %(final)s, %(error_code)s,
+                                  %(from)s, %(source)s, %(receipt_id)s, %(report_status)s,
+                                  %(reason_code)s, %(reason_message)s, %(status_kind)s);
 
--- name: record_sent
--- See smsgw_record_sent (migration 0003): everything after a create, one statement.
-SELECT * FROM smsgw_record_sent(%(sid)s, %(status)s, %(status_rank)s, %(message_id)s,
-    %(conversation_id)s, %(purpose)s, %(dispatch)s, %(to)s, %(from)s, %(adopted)s,
-    %(idempotency_key)s, %(throttle_key)s, %(job_id)s, %(job_claims)s, %(audit_event)s,
-    %(audit_details)s);
-
--- name: set_outcome
--- A final receipt settled the message (not re-dispatched): record the outcome.
-UPDATE sms_gateway_state SET outcome = %(outcome)s, final_at = now(), updated_at = now()
-WHERE twilio_message_sid = %(sid)s;
+-- name: redispatch_facts
+-- A 30008/30022 failure: the message, whether this SID is its current dispatch, and
+-- its send job (the dedupe key of a reply's send job is the message id).
+SELECT t.cxone_message_id, t.purpose, t.dispatch, t.from_number, t.to_number, t.final,
+       EXISTS (SELECT 1 FROM sms_gateway_state s WHERE s.twilio_message_sid = t.sid) AS mapped,
+       o.state AS job_state, o.attempts AS job_attempts, o.payload AS job_payload
+FROM twilio_messages t
+LEFT JOIN outbox o ON o.dedupe_key = t.cxone_message_id
+WHERE t.sid = %(sid)s;
 
 -- name: lock_sid
 -- Serialises "receipt arrives" against "SID is stored" for one SID, so a
@@ -25,9 +23,6 @@ SELECT pg_advisory_xact_lock(hashtext(%(sid)s));
 
 -- name: twilio_messages_of
 SELECT * FROM twilio_messages WHERE cxone_message_id = %(message_id)s ORDER BY created_at;
-
--- name: sids_taken
-SELECT sid FROM twilio_messages WHERE sid = ANY(%(sids)s);
 
 -- name: record_inbound
 INSERT INTO sms_gateway_state (cxone_conversation_id, cxone_message_id, twilio_message_sid,

@@ -19,17 +19,14 @@ VALUES (%(kind)s, %(dedupe_key)s, %(payload)s, 'done', now())
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING id;
 
--- name: enqueue_or_rerun
--- Insert a job, or bring back one that exists (see smsgw_enqueue_or_rerun).
-SELECT smsgw_enqueue_or_rerun(%(kind)s, %(dedupe_key)s, %(payload)s, %(run_at)s,
-                              %(ordering_key)s) AS id, pg_notify('outbox', '');
-
 -- name: reopen
--- Queue a finished job again after delay_s with a payload patch (30008 re-dispatch).
--- Counts as one more attempt. Does nothing to a job that is queued or running.
+-- Queue a finished job again after delay_s with its new payload (30008 re-dispatch).
+-- Counts as one more attempt; it is booked afresh. Does nothing to a job that is
+-- queued or running.
 UPDATE outbox SET
     state = 'queued',
-    payload = payload || %(payload)s,
+    payload = %(payload)s,
+    slot = NULL,
     run_at = now() + %(delay_s)s * interval '1 second',
     attempts = attempts + 1,
     locked_by = NULL,
@@ -62,7 +59,7 @@ UPDATE outbox o SET
 FROM picked
 WHERE o.id = picked.id
 RETURNING o.id, o.kind, o.dedupe_key, o.ordering_key, o.payload, o.attempts, o.claims,
-          o.created_at, o.last_error, picked.due_at, now() AS db_now;
+          o.created_at, o.last_error, picked.due_at, now() AS db_now, o.slot;
 
 -- name: complete
 -- Done, or queued again if new work arrived meanwhile (see smsgw_complete_job).
@@ -84,7 +81,6 @@ RETURNING id;
 -- Not a failure (throttled, waiting out an ambiguous send): run again at `run_at`.
 UPDATE outbox SET
     run_at = GREATEST(%(run_at)s, now()),
-    payload = payload || %(patch)s,
     locked_by = NULL,
     updated_at = now()
 WHERE id = %(id)s AND claims = %(claims)s AND state = 'queued'
@@ -94,7 +90,7 @@ RETURNING id;
 -- Give up: the job goes to the dead-letter state with its last error.
 UPDATE outbox SET
     state = 'dead',
-    attempts = attempts + %(count_attempt)s,
+    attempts = attempts + 1,
     last_error = %(error)s,
     locked_by = NULL,
     rerun = FALSE,

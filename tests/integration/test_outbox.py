@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+from app.cxone import StatusReport
+from app.status_sync import queue_report
 from db import outbox
 from db.pool import Database
 
 
-def _enqueue(db: Database, key: str, **kwargs) -> int | None:
+@dataclass(frozen=True)
+class PlainJob:
+    """The smallest job the outbox takes (app/jobs.py has the real kinds)."""
+
+    dedupe_key: str
+    kind: str = "test"
+    ordering_key: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        return {"key": self.dedupe_key}
+
+
+def _enqueue(db: Database, key: str, *, ordering_key: str | None = None,
+             **kwargs: Any) -> int | None:
     with db.connection() as conn:
-        return outbox.enqueue(conn, "test", key, {"key": key}, **kwargs)
+        return outbox.enqueue(conn, PlainJob(key, ordering_key=ordering_key), **kwargs)
 
 
 def _claim(db: Database, worker: str = "w1", limit: int = 10, lease_s: float = 30) -> list:
@@ -115,24 +132,24 @@ def test_bury_moves_to_dead_letters(db: Database) -> None:
 
 def test_work_arriving_while_a_job_runs_makes_it_run_again(db: Database) -> None:
     with db.connection() as conn:
-        outbox.enqueue_or_rerun(conn, "status", "s:1", {"message_id": "1"})
+        queue_report(conn, "1", StatusReport("SENT"))
     [job] = _claim(db)
     with db.connection() as conn:
-        outbox.enqueue_or_rerun(conn, "status", "s:1", {"message_id": "1"})
+        queue_report(conn, "1", StatusReport("SENT"))
         assert outbox.complete(conn, job)
         assert outbox.get(conn, job.id)["state"] == "queued"
     [again] = _claim(db)
     with db.connection() as conn:
         assert outbox.complete(conn, again)
         assert outbox.get(conn, job.id)["state"] == "done"
-        outbox.enqueue_or_rerun(conn, "status", "s:1", {"message_id": "1"})
+        queue_report(conn, "1", StatusReport("SENT"))
         assert outbox.get(conn, job.id)["state"] == "queued"
 
 
 def test_lookahead_claims_jobs_due_shortly(db: Database) -> None:
     with db.connection() as conn:
         now = conn.execute("SELECT now() AS n").fetchone()["n"]
-        outbox.enqueue(conn, "test", "soon", {}, run_at=now + timedelta(seconds=0.2))
+        outbox.enqueue(conn, PlainJob("soon"), run_at=now + timedelta(seconds=0.2))
         assert outbox.claim(conn, worker="w", limit=5, lease_s=10) == []
         [job] = outbox.claim(conn, worker="w", limit=5, lease_s=10, lookahead_s=0.5)
     assert job.due_at > job.db_now

@@ -6,7 +6,7 @@ import pytest
 
 from app.statuses import (
     cxone_moves_forward,
-    cxone_update_for_final,
+    report_for_final,
     should_redispatch,
     twilio_rank,
 )
@@ -36,14 +36,14 @@ def test_cxone_status_never_moves_backwards(current, new, expected) -> None:
 
 def test_only_final_statuses_map_to_cxone() -> None:
     for status in ("accepted", "queued", "sending", "sent"):
-        assert cxone_update_for_final(status, None) is None
-    assert cxone_update_for_final("delivered", None).status == "DELIVERED"
-    undelivered = cxone_update_for_final("undelivered", 30003)
+        assert report_for_final(status, None) is None
+    assert report_for_final("delivered", None).status == "DELIVERED"
+    undelivered = report_for_final("undelivered", 30003)
     assert (undelivered.status, undelivered.reason_code) == ("UNDELIVERABLE", "30003")
     assert undelivered.reason_message == "Unreachable destination handset"
-    failed = cxone_update_for_final("failed", 30007)
+    failed = report_for_final("failed", 30007)
     assert (failed.status, failed.reason_code) == ("FAILED", "30007")
-    assert cxone_update_for_final("canceled", None).status == "FAILED"
+    assert report_for_final("canceled", None).status == "FAILED"
 
 
 def test_30008_and_30022_are_redispatched_not_reported() -> None:
