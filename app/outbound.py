@@ -33,19 +33,16 @@ def enqueue_replies(conn: Connection, settings: Settings, replies: list[Outbound
                     source: str) -> int:
     """Enqueue send jobs (once per message id), book their pacing slots; how many were new.
 
-    One booking statement for the whole batch.
+    Two statements for a whole page: the jobs (with their audit entries), the booking.
     """
-    new: list[tuple[int, SendJob]] = []
-    for reply in replies:
-        job = send_job(reply, source)
-        job_id = outbox.enqueue(conn, job)
-        if job_id is not None:
-            new.append((job_id, job))
-            audit.append(conn, "message.enqueued", source=source, message_id=reply.message_id,
-                         phone=reply.to, to_state="queued",
-                         details={"conversation_id": reply.conversation_id, "job_id": job_id})
+    jobs = [send_job(reply, source) for reply in replies]
+    new = outbox.enqueue_many(conn, [
+        outbox.Audited(job, reply.message_id, reply.to, {"conversation_id": reply.conversation_id})
+        for job, reply in zip(jobs, replies, strict=True)],
+        audit_event="message.enqueued", source=source)
     # Sender rows before conversation rows: the lock order every writer keeps.
-    book(conn, settings, new)
+    fresh = {job.dedupe_key: job for job in jobs if job.dedupe_key in new}  # once each
+    book(conn, settings, [(new[key], job) for key, job in fresh.items()])
     for reply in replies:
         if reply.from_:
             # Threading: the customer's answer to this business number belongs here.

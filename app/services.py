@@ -17,7 +17,7 @@ from db.pool import Database
 
 if TYPE_CHECKING:
     from app.cxone import CxonePort
-    from app.twilio_client import SignatureChecker, TwilioGateway
+    from app.twilio_client import SignatureChecker, TwilioPort
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ class Services:
     settings: Settings
     db: Database
     process_name: str = "smsgw"
+    # The adapters, when given (tests pass in-memory fakes); built from settings otherwise.
+    cxone_adapter: CxonePort | None = None
+    twilio_adapter: TwilioPort | None = None
     _closed: bool = field(default=False, init=False)
 
     @cached_property
@@ -36,13 +39,13 @@ class Services:
         """The CXone adapter of CXONE_MODE (app/cxone/)."""
         from app.cxone import build_cxone
 
-        return build_cxone(self.settings)
+        return self.cxone_adapter or build_cxone(self.settings)
 
     @cached_property
-    def twilio(self) -> TwilioGateway:
+    def twilio(self) -> TwilioPort:
         from app.twilio_client import TwilioGateway
 
-        return TwilioGateway(self.settings)
+        return self.twilio_adapter or TwilioGateway(self.settings)
 
     @cached_property
     def twilio_validator(self) -> SignatureChecker:

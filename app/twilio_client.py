@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from hashlib import sha1
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import requests
@@ -100,6 +100,16 @@ def _signed_params(params: Any) -> str:
         values = getlist(name) if getlist else [params[name]]
         parts.extend(name + value for value in sorted(set(values)))
     return "".join(parts)
+
+
+class TwilioPort(Protocol):
+    """What the core needs from Twilio (TwilioGateway; tests use an in-memory fake)."""
+
+    def create_message(self, *, to: str, body: str, from_: str | None = None,
+                       media_urls: list[str] | None = None) -> TwilioMessage: ...
+    def fetch_message(self, sid: str) -> TwilioMessage: ...
+    def find_messages(self, *, to: str, from_: str | None, since: datetime,
+                      limit: int = 100) -> list[TwilioMessage]: ...
 
 
 class TwilioGateway:

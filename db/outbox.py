@@ -50,6 +50,32 @@ def enqueue(conn: Connection, job: Enqueueable, *, run_at: datetime | None = Non
     return None if row is None else int(row["id"])
 
 
+@dataclass(frozen=True)
+class Audited:
+    """A job to enqueue with the audit entry its arrival writes."""
+
+    job: Enqueueable
+    message_id: str | None
+    phone: str | None
+    details: dict[str, Any]
+
+
+def enqueue_many(conn: Connection, items: list[Audited], *, audit_event: str,
+                 source: str) -> dict[str, int]:
+    """Insert the jobs whose dedupe key is new, each with its audit entry, in one statement;
+    dedupe key → id of the new ones."""
+    if not items:
+        return {}
+    spec = [{"ord": n, "kind": str(i.job.kind), "dedupe_key": i.job.dedupe_key,
+             "payload": i.job.payload(), "ordering_key": i.job.ordering_key,
+             "message_id": i.message_id, "phone": i.phone, "details": i.details}
+            for n, i in enumerate(items)]
+    rows = conn.execute(Q["outbox.enqueue_many"], {"jobs": Jsonb(spec),
+                                                   "audit_event": audit_event,
+                                                   "source": source}).fetchall()
+    return {r["dedupe_key"]: int(r["id"]) for r in rows}
+
+
 def record_done(conn: Connection, kind: str, dedupe_key: str, payload: dict[str, Any]) -> bool:
     """Mark ``dedupe_key`` as handled without running anything; False if it existed."""
     row = conn.execute(Q["outbox.record_done"], {"kind": kind, "dedupe_key": dedupe_key,

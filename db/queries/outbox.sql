@@ -12,6 +12,26 @@ WITH inserted AS (
 )
 SELECT id, pg_notify('outbox', '') FROM inserted;
 
+-- name: enqueue_many
+-- Insert a batch of jobs (those whose dedupe key is new) in order, with an audit entry
+-- for each new one; wake sleeping dispatchers on commit. One statement for a poll page.
+WITH wanted AS (
+    SELECT j.* FROM jsonb_to_recordset(%(jobs)s)
+        AS j(ord INTEGER, kind TEXT, dedupe_key TEXT, payload JSONB, ordering_key TEXT,
+             message_id TEXT, phone TEXT, details JSONB)
+), inserted AS (
+    INSERT INTO outbox (kind, dedupe_key, payload, ordering_key)
+    SELECT w.kind, w.dedupe_key, w.payload, w.ordering_key FROM wanted w ORDER BY w.ord
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id, dedupe_key
+), audited AS (
+    INSERT INTO audit_log (event, cxone_message_id, phone_number, to_state, source, details)
+    SELECT %(audit_event)s, w.message_id, w.phone, 'queued', %(source)s,
+           w.details || jsonb_build_object('job_id', i.id)
+    FROM inserted i JOIN wanted w ON w.dedupe_key = i.dedupe_key
+)
+SELECT i.id, i.dedupe_key, pg_notify('outbox', '') FROM inserted i;
+
 -- name: record_done
 -- A finished marker under a dedupe key: this key was handled, never run it.
 INSERT INTO outbox (kind, dedupe_key, payload, state, finished_at)
