@@ -19,6 +19,26 @@ CHANNELS = ("SMS",)
 # Inbound messages are stored as delivered: they reached CXone.
 INBOUND_STATUS = "DELIVERED"
 
+# Endpoint names as counted in /_sandbox/stats (``files`` joins once it is asked for),
+# and the fault targets that hit them.
+ENDPOINTS = ("token", "poll", "put", "conversation_get", "conversation_create", "inbound")
+FAULT_TARGETS: dict[str, frozenset[str]] = {
+    "token": frozenset({"token"}),
+    "poll": frozenset({"poll"}),
+    "put": frozenset({"put"}),
+    "conversations": frozenset({"conversation_get", "conversation_create"}),
+    "conversation_get": frozenset({"conversation_get"}),
+    "conversation_create": frozenset({"conversation_create"}),
+    "inbound": frozenset({"inbound"}),
+    "files": frozenset({"files"}),
+    "any": frozenset({*ENDPOINTS, "files"}),
+}
+ERROR_CODES = {
+    400: "invalid_request", 401: "invalid_token", 403: "forbidden", 404: "not_found",
+    409: "conflict", 429: "too_many_requests", 500: "internal_server_error",
+    502: "bad_gateway", 503: "service_unavailable", 504: "gateway_timeout",
+}
+
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 

@@ -23,16 +23,17 @@ import secrets
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from sandbox.cxone_sim_faults import ENDPOINTS, FaultPlan, FaultSwitches
+from sandbox.control import RequestLog
 from sandbox.cxone_sim_model import (
     CHANNELS,
     DEFAULT_PAGE_SIZE,
     DIRECTIONS,
+    ENDPOINTS,
+    FAULT_TARGETS,
     FINAL_STATUSES,
     INBOUND_STATUS,
     MAX_PAGE_SIZE,
@@ -56,11 +57,11 @@ from sandbox.cxone_sim_model import (
     require_e164,
     require_object,
 )
+from sandbox.faults import FaultSwitches
 
 if TYPE_CHECKING:
     from sandbox.cxone_sim import CxoneSimConfig
 
-REQUEST_LOG_SIZE = 50_000
 _REPLY_FIELDS = frozenset(
     {"conversationId", "from", "to", "body", "id", "createdTime", "status", "visibleAfterMs",
      "raw", "duplicateOf"}
@@ -104,7 +105,8 @@ class CxoneSimState:
 
     def _clear(self) -> None:
         self.config = replace(self._initial_config)
-        self.faults = FaultSwitches()
+        self.faults = FaultSwitches(FAULT_TARGETS)
+        self.log = RequestLog(ENDPOINTS)
         self._epoch = secrets.token_hex(4)
         self._conversations: dict[str, Conversation] = {}
         self._messages: dict[str, MessageRecord] = {}
@@ -114,8 +116,6 @@ class CxoneSimState:
         self._seq = 0
         self._status_updates: list[dict[str, Any]] = []
         self._inbound_posts: list[dict[str, Any]] = []
-        self._requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
-        self._stats = dict.fromkeys(ENDPOINTS, 0)
 
     def reset(self) -> None:
         """Forget messages, conversations, logs, counters and faults; restore the config.
@@ -135,20 +135,7 @@ class CxoneSimState:
     def _stamp(self) -> str:
         return format_time(self._now(), millis=True)
 
-    # --- requests, faults and logs ----------------------------------------------------
-
-    def begin_request(self, endpoint: str) -> FaultPlan:
-        """Count a request to ``endpoint`` and roll the fault switches for it."""
-        with self.lock:
-            self._stats[endpoint] += 1
-            return self.faults.plan(endpoint)
-
-    def finish_request(self, endpoint: str, method: str, path: str, status: int | None) -> None:
-        with self.lock:
-            self._requests.append(
-                {"at": self._stamp(), "endpoint": endpoint, "method": method, "path": path,
-                 "response_status": status}
-            )
+    # --- records ----------------------------------------------------------------------
 
     def record_put(self, message_id: str, body: Any, status: int | None) -> None:
         with self.lock:
@@ -167,18 +154,6 @@ class CxoneSimState:
                  "messageId": handled.message_id if handled else None,
                  "duplicate": bool(handled and handled.duplicate)}
             )
-
-    def add_fault(self, body: Any) -> dict[str, Any]:
-        with self.lock:
-            return self.faults.add(body, self._now()).to_json()
-
-    def list_faults(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return self.faults.list()
-
-    def clear_faults(self) -> int:
-        with self.lock:
-            return self.faults.clear()
 
     # --- tokens -----------------------------------------------------------------------
 
@@ -368,14 +343,6 @@ class CxoneSimState:
     def inbound_posts(self) -> list[dict[str, Any]]:
         with self.lock:
             return [dict(post) for post in self._inbound_posts]
-
-    def stats(self) -> dict[str, int]:
-        with self.lock:
-            return dict(self._stats)
-
-    def requests(self, endpoint: str | None = None) -> list[dict[str, Any]]:
-        with self.lock:
-            return [dict(r) for r in self._requests if endpoint in (None, r["endpoint"])]
 
     # --- agent replies (control API) --------------------------------------------------
 

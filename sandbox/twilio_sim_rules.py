@@ -1,5 +1,5 @@
 """The rules of the simulated Twilio account: what a create must look like,
-what the carrier does to each destination, which faults hit which requests.
+what the carrier does to each destination, which endpoints faults can target.
 
 Pure: no HTTP, no threads. Error codes are Twilio's (Error and Warning
 Dictionary, twilio.com/docs/api/errors), checked one by one.
@@ -27,8 +27,12 @@ if TYPE_CHECKING:
 
 OUTCOMES = ("delivered", "undelivered", "failed", "no_receipt", "create_error")
 CALLBACK_MODES = ("normal", "duplicate", "reorder", "drop")
-FAULT_TARGETS = ("create", "fetch", "list", "any")
-FAULT_KINDS = ("429", "500", "503", "slow", "drop_after_accept", "timeout")
+# Endpoint names (as counted in /_sandbox/stats) and the fault targets that hit them.
+ENDPOINTS = ("create", "fetch", "list", "update")
+FAULT_TARGETS: dict[str, frozenset[str]] = {
+    **{name: frozenset({name}) for name in ENDPOINTS},
+    "any": frozenset(ENDPOINTS),
+}
 DEFAULT_ERROR_CODES = {"undelivered": 30003, "failed": 30008}
 
 
@@ -46,19 +50,6 @@ class DestinationRule:
     def plan(self) -> DeliveryPlan:
         code = self.error_code or DEFAULT_ERROR_CODES.get(self.outcome)
         return DeliveryPlan(self.outcome, code, self.callbacks, self.delay_ms)
-
-
-@dataclass
-class FaultRule:
-    """A fault injected into matching REST requests."""
-
-    id: str
-    target: str
-    kind: str
-    count: int | None = None  # how many more requests it hits (None: no limit)
-    probability: float | None = None
-    delay_ms: int = 0
-    hits: int = 0
 
 
 def lifecycle_steps(initial: str, outcome: str) -> list[str]:

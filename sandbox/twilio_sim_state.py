@@ -12,7 +12,6 @@ import heapq
 import itertools
 import json
 import logging
-import random
 import threading
 import time
 import uuid
@@ -20,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from sandbox.control import RequestLog
+from sandbox.faults import FaultSwitches
 from sandbox.twilio_sim_model import (
     FINAL_STATUSES,
     PRICE_PER_SEGMENT,
@@ -33,8 +34,9 @@ from sandbox.twilio_sim_model import (
     raw_dlr_done_date,
 )
 from sandbox.twilio_sim_rules import (
+    ENDPOINTS,
+    FAULT_TARGETS,
     DestinationRule,
-    FaultRule,
     lifecycle_steps,
     validate_create,
 )
@@ -131,7 +133,8 @@ class SimState:
         self._creates: list[CreateRecord] = []
         self._inbound_log: list[dict[str, Any]] = []
         self._destinations: dict[str, DestinationRule] = {}
-        self._faults: list[FaultRule] = []
+        self.faults = FaultSwitches(FAULT_TARGETS)
+        self.log = RequestLog(ENDPOINTS)
         self._sticky_senders: dict[str, str] = {}
         self._next_sender = itertools.count()
         self.scheduler = Scheduler()
@@ -148,7 +151,8 @@ class SimState:
             self._creates.clear()
             self._inbound_log.clear()
             self._destinations.clear()
-            self._faults.clear()
+            self.faults.clear()
+            self.log.reset()
             self._sticky_senders.clear()
             self.callbacks.forget_pending()
         log_event("reset")
@@ -168,38 +172,9 @@ class SimState:
         with self._lock:
             return [asdict(rule) for rule in self._destinations.values()]
 
-    def add_fault(self, rule: FaultRule) -> None:
-        with self._lock:
-            self._faults.append(rule)
-        log_event("fault_added", **asdict(rule))
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def faults(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [asdict(rule) for rule in self._faults]
-
-    def take_fault(self, target: str) -> FaultRule | None:
-        """The fault that hits this request, if any (counts it as used)."""
-        with self._lock:
-            for rule in self._faults:
-                if rule.target not in (target, "any"):
-                    continue
-                if rule.count is not None and rule.count <= 0:
-                    continue
-                if rule.probability is not None and random.random() >= rule.probability:
-                    continue
-                if rule.count is not None:
-                    rule.count -= 1
-                rule.hits += 1
-                return rule
-        return None
-
     # --- REST: create, fetch, list, cancel -------------------------------
 
-    def record_fault_create(self, form: Any, kind: str, http_status: int) -> None:
+    def record_fault_create(self, form: Any, kind: str, http_status: int | None) -> None:
         """Log a create that a fault answered before anything was created."""
         record = _create_record(form, self.clock())
         record.result, record.fault, record.http_status = "fault", kind, http_status
