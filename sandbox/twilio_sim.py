@@ -19,8 +19,10 @@ what happened.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -29,6 +31,7 @@ from sandbox import defaults
 from sandbox.control import install_error_handlers
 from sandbox.faults import FaultAction, FaultPlan, drop_connection, run_with_faults
 from sandbox.twilio_sim_control import control_blueprint
+from sandbox.twilio_sim_media import LOOPBACK_HOSTS
 from sandbox.twilio_sim_model import (
     API_VERSION,
     TwilioError,
@@ -56,6 +59,11 @@ class TwilioSimConfig:
     sender_numbers: tuple[str, ...] = defaults.SENDER_NUMBERS  # the service's pool
     inbound_url: str | None = None  # where inbound SMS webhooks are posted
     step_delay_s: float = 0.05  # delay between lifecycle steps (0 = as fast as possible)
+    create_latency_ms: float = 0.0  # p50 of the time a create takes to answer
+    latency_jitter_ms: float = 0.0  # its spread (a normal law, clipped at 0 and p50 + 4x)
+    media_timeout_s: float = 5.0  # fetching a MediaUrl
+    media_fetch_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # hosts MediaUrls are fetched from
+    media_redirect: bool = False  # inbound media: 307 to an unauthenticated copy, as Twilio
 
 
 def config_from_env(environ: Mapping[str, str]) -> TwilioSimConfig:
@@ -70,6 +78,9 @@ def config_from_env(environ: Mapping[str, str]) -> TwilioSimConfig:
         inbound_url = base_url.rstrip("/") + "/twilio/inbound"
     numbers = value("SENDER_NUMBERS")
     delay_ms = value("TWILIO_SIM_STEP_DELAY_MS")
+    hosts = [h.strip() for h in (value("TWILIO_SIM_MEDIA_HOSTS") or "").split(",") if h.strip()]
+    if base_url and urlsplit(base_url).hostname:
+        hosts.append(str(urlsplit(base_url).hostname))
     return TwilioSimConfig(
         account_sid=value("TWILIO_ACCOUNT_SID") or defaults.TWILIO_ACCOUNT_SID,
         auth_token=value("TWILIO_AUTH_TOKEN") or defaults.TWILIO_AUTH_TOKEN,
@@ -80,6 +91,9 @@ def config_from_env(environ: Mapping[str, str]) -> TwilioSimConfig:
         else defaults.SENDER_NUMBERS,
         inbound_url=inbound_url,
         step_delay_s=float(delay_ms) / 1000 if delay_ms is not None else 0.05,
+        create_latency_ms=float(value("TWILIO_SIM_CREATE_LATENCY_MS") or 0),
+        latency_jitter_ms=float(value("TWILIO_SIM_LATENCY_JITTER_MS") or 0),
+        media_fetch_hosts=(*LOOPBACK_HOSTS, *hosts),
     )
 
 
@@ -123,6 +137,7 @@ def _api_blueprint() -> Blueprint:
     api.add_url_rule("/Messages.json", view_func=_list, methods=["GET"])
     api.add_url_rule("/Messages/<sid>.json", view_func=_fetch, methods=["GET"])
     api.add_url_rule("/Messages/<sid>.json", view_func=_update, methods=["POST"])
+    api.add_url_rule("/Messages/<sid>/Media/<media_sid>", view_func=_media, methods=["GET"])
     return api
 
 
@@ -186,14 +201,18 @@ def _fault_response(action: FaultAction) -> Response:
 def _create(account_sid: str) -> Response:
     state = _state()
     form = request.form
+    arrived_at = state.clock()  # before any latency: pacing is measured on arrivals
 
     def refused(action: FaultAction) -> None:
-        state.record_fault_create(form, action.kind, action.status)
+        state.record_fault_create(form, action.kind, action.status, arrived_at)
 
     def create(plan: FaultPlan) -> Response:
+        latency_s = state.create_latency_s()
+        time.sleep(latency_s)
         # An after-fault (drop_after_accept, timeout) is noted in the creates log.
         fault = plan.after.kind if plan.after is not None else None
-        msg = state.create_message(form, fault=fault)
+        msg = state.create_message(form, fault=fault, arrived_at=arrived_at,
+                                   latency_ms=latency_s * 1000)
         response = jsonify(message_resource(msg, account_sid))
         response.status_code = 201
         return response
@@ -237,3 +256,18 @@ def _update(account_sid: str, sid: str) -> Response:
 
     return _serve("update", update)
 
+
+
+def _media(account_sid: str, sid: str, media_sid: str) -> Response:
+    """Inbound media the simulator hosts: the bytes (or a redirect to them, as Twilio)."""
+
+    def serve(_: FaultPlan) -> Response:
+        media = _state().media.get(sid, media_sid)
+        if media is None:
+            raise TwilioError(20404, 404, path=request.path)
+        if _state().config.media_redirect:
+            return Response(status=307, headers={
+                "Location": f"{request.host_url.rstrip('/')}/_sandbox/media/{media_sid}"})
+        return Response(media.data, headers={"Content-Type": media.content_type})
+
+    return _serve("media", serve)

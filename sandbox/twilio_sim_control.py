@@ -28,6 +28,8 @@ from sandbox.twilio_sim_state import SimState, log_event
 
 MAX_DELAY_MS = 600_000
 MAX_REPEAT = 100
+MAX_MEDIA_BYTES = 5 * 1024 * 1024
+MAX_MEDIA_B64 = MAX_MEDIA_BYTES * 4 // 3 + 4
 
 
 def _state() -> SimState:
@@ -50,6 +52,7 @@ def control_blueprint() -> Blueprint:
     control.add_url_rule("/destinations", view_func=_clear_destinations, methods=["DELETE"])
     control.add_url_rule("/messages/<sid>/callback", view_func=_manual_callback,
                          methods=["POST"])
+    control.add_url_rule("/media/<media_sid>", view_func=_hosted_media, methods=["GET"])
     control.add_url_rule("/config", view_func=_config, methods=["GET"])
     control.add_url_rule("/config", view_func=_set_config, methods=["POST"])
     add_fault_routes(control, lambda: _state().faults, "twilio_sim")
@@ -129,14 +132,15 @@ def _inbound() -> Response:
         "media": _media_items(body.get("media")),
     }
     try:
-        result = _state().receive_inbound(request_)
+        result = _state().receive_inbound(request_, request.host_url.rstrip("/"))
     except ValueError as exc:
         raise bad_request(str(exc)) from None
     return answer(result)
 
 
 def _media_items(value: Any) -> list[dict[str, Any]]:
-    """Inbound media: ``{"url", "content_type"}``."""
+    """Inbound media: ``{"url", "content_type"}`` served elsewhere, or hosted here from
+    ``{"content_type", "data_base64" | "text" | "size"}``."""
     if value is None:
         return []
     if not isinstance(value, list) or len(value) > 10:
@@ -145,11 +149,26 @@ def _media_items(value: Any) -> list[dict[str, Any]]:
     for index, item in enumerate(value):
         if not isinstance(item, dict):
             raise bad_request(f"media[{index}] must be an object")
+        given = [key for key in ("url", "data_base64", "text", "size") if item.get(key) is not None]
+        if len(given) != 1:
+            raise bad_request(f"media[{index}]: give one of url, data_base64, text or size")
         items.append({
-            "url": url_field(item, "url", required=True),
+            "url": url_field(item, "url"),
             "content_type": str_field(item, "content_type", "image/jpeg", max_len=255),
+            "data_base64": str_field(item, "data_base64", max_len=MAX_MEDIA_B64),
+            "text": str_field(item, "text", max_len=MAX_MEDIA_BYTES),
+            "size": int_field(item, "size", None, 0, MAX_MEDIA_BYTES),
+            "name": f"media-{index}",
         })
     return items
+
+
+def _hosted_media(media_sid: str) -> Response:
+    """The unauthenticated copy an inbound media URL redirects to (``media_redirect``)."""
+    media = _state().media.get(None, media_sid)
+    if media is None:
+        raise ControlError(404, "not_found", f"no media {media_sid}")
+    return Response(media.data, headers={"Content-Type": media.content_type})
 
 
 def _manual_callback(sid: str) -> Response:
@@ -174,6 +193,11 @@ def _config_view() -> dict[str, Any]:
         "sender_numbers": list(config.sender_numbers),
         "inbound_url": config.inbound_url,
         "step_delay_s": config.step_delay_s,
+        "create_latency_ms": config.create_latency_ms,
+        "latency_jitter_ms": config.latency_jitter_ms,
+        "media_timeout_s": config.media_timeout_s,
+        "media_fetch_hosts": list(config.media_fetch_hosts),
+        "media_redirect": config.media_redirect,
     }
 
 
@@ -184,11 +208,25 @@ def _config() -> Response:
 def _set_config() -> Response:
     body = json_body()
     config = _state().config
-    step_delay = number_field(body, "step_delay_s", None, 0.0, 3600.0)
+    numbers = {name: number_field(body, name, None, low, high) for name, low, high in (
+        ("step_delay_s", 0.0, 3600.0), ("create_latency_ms", 0.0, 600_000.0),
+        ("latency_jitter_ms", 0.0, 600_000.0), ("media_timeout_s", 0.1, 120.0))}
     inbound_url = url_field(body, "inbound_url")
-    if step_delay is not None:
-        config.step_delay_s = step_delay
+    hosts = body.get("media_fetch_hosts")
+    if hosts is not None and (not isinstance(hosts, list) or len(hosts) > 100 or not all(
+            isinstance(host, str) and 0 < len(host) <= 255 for host in hosts)):
+        raise bad_request("media_fetch_hosts must be a list of host names ('*': any)")
+    redirect = body.get("media_redirect")
+    if redirect is not None and not isinstance(redirect, bool):
+        raise bad_request("media_redirect must be a boolean")
+    for name, value in numbers.items():
+        if value is not None:
+            setattr(config, name, value)
     if "inbound_url" in body:
         config.inbound_url = inbound_url or None
+    if hosts is not None:
+        config.media_fetch_hosts = tuple(hosts)
+    if redirect is not None:
+        config.media_redirect = redirect
     log_event("config_changed", step_delay_s=config.step_delay_s, inbound_url=config.inbound_url)
     return answer(_config_view())

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 OUTCOMES = ("delivered", "undelivered", "failed", "no_receipt", "create_error")
 CALLBACK_MODES = ("normal", "duplicate", "reorder", "drop")
 # Endpoint names (as counted in /_sandbox/stats) and the fault targets that hit them.
-ENDPOINTS = ("create", "fetch", "list", "update")
+ENDPOINTS = ("create", "fetch", "list", "update", "media")
 FAULT_TARGETS: dict[str, frozenset[str]] = {
     **{name: frozenset({name}) for name in ENDPOINTS},
     "any": frozenset(ENDPOINTS),
@@ -63,12 +63,15 @@ def lifecycle_steps(initial: str, outcome: str) -> list[str]:
     return steps
 
 
-def validate_create(form: Any, config: TwilioSimConfig, rule: DestinationRule | None) -> None:
-    """Refuse a create request the way Twilio would (raises TwilioError)."""
+def validate_create(form: Any, config: TwilioSimConfig, rule: DestinationRule | None,
+                    body: str) -> None:
+    """Refuse a create request the way Twilio would (raises TwilioError).
+
+    ``body`` is the body as it would be sent (after Smart Encoding).
+    """
     to = form.get("To") or ""
     sender = form.get("From") or ""
     service = form.get("MessagingServiceSid") or ""
-    body = form.get("Body") or ""
     media = form.getlist("MediaUrl") if hasattr(form, "getlist") else []
     if not to:
         raise TwilioError(21604)
@@ -86,6 +89,8 @@ def validate_create(form: Any, config: TwilioSimConfig, rule: DestinationRule | 
         raise TwilioError(21617)
     if len(media) > MAX_MEDIA_URLS:
         raise TwilioError(21623)
+    if any(not _is_http_url(url) for url in media):
+        raise TwilioError(21620)
     _validate_validity_period(form.get("ValidityPeriod"))
     _validate_callback_url(form.get("StatusCallback"))
     if rule is not None and rule.outcome == "create_error":
@@ -118,8 +123,10 @@ def _validate_validity_period(raw: str | None) -> None:
 
 
 def _validate_callback_url(raw: str | None) -> None:
-    if not raw:
-        return
-    parsed = urlparse(raw)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    if raw and not _is_http_url(raw):
         raise TwilioError(21609, url=raw)
+
+
+def _is_http_url(raw: str) -> bool:
+    parsed = urlparse(raw)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
