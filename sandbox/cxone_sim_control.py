@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, request
 from sandbox.control import add_fault_routes, answer, json_body
 from sandbox.cxone_sim_model import ApiError, require_object
 from sandbox.cxone_sim_state import CxoneSimState
+from sandbox.files import add_file_routes
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,18 @@ _answer = answer
 add_fault_routes(control, lambda: _state().faults, "cxone_sim")
 
 
+def _token_is_live() -> bool:
+    try:
+        _state().check_token(request.headers.get("Authorization"))
+    except ApiError:
+        return False
+    return True
+
+
+add_file_routes(control, lambda: _state().files, _token_is_live, lambda: _state().faults,
+                lambda: _state().log)
+
+
 @control.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> Response:
     return _answer({"error": exc.error, "message": exc.message}, exc.status)
@@ -50,7 +63,7 @@ def reset() -> Response:
 
 @control.post("/replies")
 def add_replies() -> Response:
-    return _answer({"items": _state().add_replies(_body())}, 201)
+    return _answer({"items": _state().add_replies(_body(), request.host_url.rstrip("/"))}, 201)
 
 
 @control.get("/conversations")
@@ -92,6 +105,11 @@ def status_updates() -> Response:
 @control.get("/inbound")
 def inbound_posts() -> Response:
     return _answer({"items": _state().inbound_posts()})
+
+
+@control.get("/attachments")
+def inbound_attachments() -> Response:
+    return _answer({"items": _state().inbound_attachments()})
 
 
 @control.get("/stats")

@@ -45,6 +45,7 @@ from sandbox.cxone_sim_model import (
     bad_request,
     check_conversation,
     check_inbound,
+    check_reply_attachments,
     check_status_update,
     conflict,
     format_given_time,
@@ -58,13 +59,14 @@ from sandbox.cxone_sim_model import (
     require_object,
 )
 from sandbox.faults import FaultSwitches
+from sandbox.files import FileStore
 
 if TYPE_CHECKING:
     from sandbox.cxone_sim import CxoneSimConfig
 
 _REPLY_FIELDS = frozenset(
     {"conversationId", "from", "to", "body", "id", "createdTime", "status", "visibleAfterMs",
-     "raw", "duplicateOf"}
+     "raw", "duplicateOf", "attachments"}
 )
 _CONFIG_FIELDS = frozenset({"token_ttl_s", "client_id", "client_secret"})
 
@@ -101,12 +103,15 @@ class CxoneSimState:
         self._initial_config = replace(config)
         self._clock = clock
         self._tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
+        self.files = FileStore(require_token_by_default=True)  # the contract: URLs may need it
+        self._base_url = ""
         self._clear()
 
     def _clear(self) -> None:
         self.config = replace(self._initial_config)
         self.faults = FaultSwitches(FAULT_TARGETS)
         self.log = RequestLog(ENDPOINTS)
+        self.files.clear()
         self._epoch = secrets.token_hex(4)
         self._conversations: dict[str, Conversation] = {}
         self._messages: dict[str, MessageRecord] = {}
@@ -344,10 +349,24 @@ class CxoneSimState:
         with self.lock:
             return [dict(post) for post in self._inbound_posts]
 
+    def inbound_attachments(self) -> list[dict[str, Any]]:
+        """Every attachment of the inbound messages CXone stored, in order."""
+        with self.lock:
+            return [
+                {"messageId": record.id, "conversationId": record.fields.get("conversationId"),
+                 "externalId": record.fields.get("externalId"), **attachment}
+                for record in self._messages.values()
+                if record.fields.get("direction") == "INBOUND" and not record.raw
+                for attachment in record.fields.get("attachments") or []
+            ]
+
     # --- agent replies (control API) --------------------------------------------------
 
-    def add_replies(self, body: Any) -> list[dict[str, Any]]:
-        """Create agent replies (or raw/duplicate feed items); all are checked first."""
+    def add_replies(self, body: Any, base_url: str = "") -> list[dict[str, Any]]:
+        """Create agent replies (or raw/duplicate feed items); all are checked first.
+
+        ``base_url`` is the simulator's own, for attachments that name a served file.
+        """
         body = require_object(body)
         if "items" in body:
             if not isinstance(body["items"], list) or not body["items"]:
@@ -356,6 +375,7 @@ class CxoneSimState:
         else:
             items = [(body, "")]
         with self.lock:
+            self._base_url = base_url
             claimed: set[str] = set()
             specs = [self._check_reply(item, prefix, claimed) for item, prefix in items]
             return [self._create_reply(spec) for spec in specs]
@@ -390,8 +410,9 @@ class CxoneSimState:
             recipient = conversation.customer_number
         else:
             recipient = require_e164(item, "to", prefix)
+        attachments = check_reply_attachments(item.get("attachments"), prefix, self._file_url)
         text = item.get("body")
-        if not isinstance(text, str) or not text:
+        if not isinstance(text, str) or (not text and not attachments):
             raise bad_request(f"{prefix}body must be a non-empty string (use raw for a bad item)")
         message_id = optional_string(item, "id", prefix)
         if message_id is not None:
@@ -404,7 +425,14 @@ class CxoneSimState:
             "kind": "reply", "conversation": conversation, "from": sender, "to": recipient,
             "body": text, "id": message_id, "status": status, "delay": delay,
             "created": self._whole_second() if created is None else created,
+            "attachments": attachments,
         }
+
+    def _file_url(self, name: str) -> tuple[str, str] | None:
+        stored = self.files.get(name)
+        if stored is None:
+            return None
+        return f"{self._base_url}/_sandbox/files/{name}", stored.content_type
 
     def _claim_id(self, message_id: str, prefix: str, claimed: set[str]) -> None:
         if message_id in self._messages or message_id in claimed:
@@ -430,6 +458,7 @@ class CxoneSimState:
             record = self._new_message(
                 conversation, "OUTBOUND", spec["from"], spec["to"], spec["body"],
                 status=spec["status"], created=spec["created"], message_id=spec["id"],
+                extra={"attachments": spec["attachments"]} if spec["attachments"] else None,
             )
         self._publish(record, spec["delay"])
         return dict(record.fields)

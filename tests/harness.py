@@ -94,6 +94,11 @@ class CxoneSandbox(Simulator):
     def fault(self, **rule: Any) -> None:
         self.post("/_sandbox/faults", rule)
 
+    def upload_file(self, name: str, content_type: str, **content: Any) -> dict[str, Any]:
+        """Serve a test file (needs the CXone token); reply ``attachments=[{"file": name}]``."""
+        body = {"name": name, "content_type": content_type, **content}
+        return self.post("/_sandbox/files", body)  # type: ignore[no-any-return]
+
     def reset(self) -> None:
         self.post("/_sandbox/reset")
 
