@@ -128,5 +128,8 @@ def _validate_callback_url(raw: str | None) -> None:
 
 
 def _is_http_url(raw: str) -> bool:
-    parsed = urlparse(raw)
-    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+    try:
+        parsed = urlparse(raw)
+    except ValueError:  # e.g. "http://[::1": an unclosed IPv6 host
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc) and "\x00" not in raw
