@@ -24,94 +24,23 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from sandbox import defaults
 from sandbox.control import install_error_handlers, parse_json
+from sandbox.dfo_sim_config import DfoSimConfig, config_from_env, parse_channels
 from sandbox.dfo_sim_control import control_blueprint
-from sandbox.dfo_sim_model import E164, DfoError, error_body
+from sandbox.dfo_sim_model import DfoError, error_body
 from sandbox.dfo_sim_state import DfoSimState
 from sandbox.faults import FaultAction, drop_connection, run_with_faults
 
 log = logging.getLogger(__name__)
 
 API = "/dfo/3.0"
-
-
-@dataclass
-class DfoSimConfig:
-    """The simulated tenant; the control API can change most of it at run time."""
-
-    client_id: str = defaults.CXONE_CLIENT_ID
-    client_secret: str = defaults.CXONE_CLIENT_SECRET
-    access_key_id: str = defaults.DFO_ACCESS_KEY_ID
-    access_key_secret: str = defaults.DFO_ACCESS_KEY_SECRET
-    tenant_id: str = defaults.DFO_TENANT_ID
-    area: str = "na1"
-    domain: str = "niceincontact.com"
-    issuer_url: str | None = None  # None: the URL the request came in on
-    token_ttl_s: int = 3600
-    ott_ttl_s: int = 300
-    brand_id: int = defaults.DFO_BRAND_ID
-    brand_name: str = defaults.DFO_BRAND_NAME
-    channels: dict[str, str] = field(default_factory=lambda: dict(defaults.DFO_CHANNELS))
-    # The agent side: where CXone calls the gateway, and with what.
-    gateway_url: str | None = None
-    byoc_client_id: str = defaults.BYOC_CLIENT_ID
-    byoc_client_secret: str = defaults.BYOC_CLIENT_SECRET
-    byoc_token_format: str = "form"  # form | json
-    gateway_timeout_s: float = 10.0
-    # CXone's published limits; counted always, answered with 429 only when enforced.
-    enforce_limits: bool = False
-    contact_burst: int = 250
-    contact_refill_per_min: float = 17.0
-    tenant_limit_per_hour: int = 360_000
-
-
-def config_from_env(environ: Mapping[str, str]) -> DfoSimConfig:
-    """Read the simulator's settings from the environment (empty = unset); see docs/SANDBOX.md."""
-
-    def value(name: str) -> str | None:
-        return (environ.get(name) or "").strip() or None
-
-    config = DfoSimConfig()
-    for attr, name in (("client_id", "CXONE_CLIENT_ID"), ("client_secret", "CXONE_CLIENT_SECRET"),
-                       ("access_key_id", "CXONE_ACCESS_KEY_ID"),
-                       ("access_key_secret", "CXONE_ACCESS_KEY_SECRET"),
-                       ("tenant_id", "DFO_SIM_TENANT_ID"), ("issuer_url", "DFO_SIM_ISSUER_URL"),
-                       ("gateway_url", "DFO_SIM_GATEWAY_URL"),
-                       ("byoc_client_id", "BYOC_CLIENT_ID"),
-                       ("byoc_client_secret", "BYOC_CLIENT_SECRET"),
-                       ("byoc_token_format", "DFO_SIM_BYOC_TOKEN_FORMAT")):
-        setattr(config, attr, value(name) or getattr(config, attr))
-    if config.byoc_token_format not in ("form", "json"):
-        raise ValueError("DFO_SIM_BYOC_TOKEN_FORMAT must be form or json")
-    ttl = value("DFO_SIM_TOKEN_TTL_S")
-    if ttl is not None:
-        if not ttl.isdigit() or int(ttl) < 1:
-            raise ValueError(f"DFO_SIM_TOKEN_TTL_S must be a positive integer, got {ttl!r}")
-        config.token_ttl_s = int(ttl)
-    config.enforce_limits = (value("DFO_SIM_ENFORCE_LIMITS") or "").lower() in ("1", "true", "yes")
-    channels = value("DFO_CHANNELS")
-    if channels:
-        config.channels = parse_channels(channels)
-    return config
-
-
-def parse_channels(text: str) -> dict[str, str]:
-    """``channelId=+15551230000,channelId2=+1555…`` (the gateway's ``DFO_CHANNELS``)."""
-    channels = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        channel_id, _, number = item.partition("=")
-        if not channel_id.strip() or not E164.fullmatch(number.strip()):
-            raise ValueError(f"DFO_CHANNELS entry must be channelId=+E164, got {item!r}")
-        channels[channel_id.strip()] = number.strip()
-    return channels
+__all__ = ["DfoSimConfig", "config_from_env", "create_app", "parse_channels"]
 
 
 def create_app(config: DfoSimConfig | None = None) -> Flask:

@@ -24,7 +24,7 @@ from sandbox.dfo_sim_model import now_millis
 from sandbox.faults import stamp
 
 if TYPE_CHECKING:
-    from sandbox.dfo_sim import DfoSimConfig
+    from sandbox.dfo_sim_config import DfoSimConfig
     from sandbox.dfo_sim_state import DfoSimState
 
 RESPONSE_BODY_LIMIT = 4000

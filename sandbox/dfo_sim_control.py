@@ -25,13 +25,11 @@ from sandbox.control import (
     str_field,
     url_field,
 )
-from sandbox.dfo_sim_agent import Reply
-from sandbox.dfo_sim_model import E164, MAX_TEXT, THREAD_ID, digits, thread_id_for
+from sandbox.dfo_sim_model import E164
+from sandbox.dfo_sim_replies import parse_reply
 from sandbox.dfo_sim_state import DfoSimState
 from sandbox.faults import stamp
 from sandbox.files import add_file_routes
-
-MAX_REPEAT = 20
 
 
 def _state() -> DfoSimState:
@@ -189,7 +187,13 @@ def _stats() -> Response:
 
 
 def _agent_reply() -> Response:
-    reply = _parse_reply(json_body())
+    state, base = _state(), request.host_url.rstrip("/")
+    channels = {c["id"]: c["idOnExternalPlatform"] for c in state.channels()}
+
+    def file_url(name: str) -> str | None:
+        return f"{base}/_sandbox/files/{name}" if state.files.get(name) else None
+
+    reply = parse_reply(json_body(), channels, file_url)
     try:
         return answer(_state().agent.reply(reply))
     except ValueError as exc:
@@ -209,73 +213,6 @@ def _agent_typing() -> Response:
         return answer(_state().agent.typing(channel_id, thread_id))
     except ValueError as exc:
         raise bad_request(str(exc)) from None
-
-
-def _parse_reply(body: dict[str, Any]) -> Reply:
-    channel_id = str(str_field(body, "channelId", required=True, max_len=255))
-    mode = body.get("mode", "3.0")
-    if mode not in ("3.0", "legacy"):
-        raise bad_request('mode must be "3.0" or "legacy"')
-    thread_id, customer = _thread_and_customer(body, channel_id)
-    text = str_field(body, "text", "", max_len=MAX_TEXT) or ""
-    raw = body.get("raw")
-    if raw is not None and not isinstance(raw, dict):
-        raise bad_request("raw must be an object (the body sent as is)")
-    extra = body.get("extra")
-    if extra is not None and not isinstance(extra, dict):
-        raise bad_request("extra must be an object (merged into the body)")
-    return Reply(
-        channel_id=channel_id, thread_id=thread_id, customer=customer, text=text,
-        attachments=_attachments(body.get("attachments")), mode=mode,
-        repeat=int_field(body, "repeat", 1, 1, MAX_REPEAT) or 1,
-        cxone_message_id=str_field(body, "cxoneMessageId", max_len=255),
-        extra=extra, raw=raw, bearer=str_field(body, "bearer", max_len=4096),
-    )
-
-
-def _thread_and_customer(body: dict[str, Any], channel_id: str) -> tuple[str, str]:
-    """The thread from ``threadId``, else from the customer and business numbers."""
-    thread_id = str_field(body, "threadId", max_len=255)
-    customer = str_field(body, "customer", max_len=16)
-    if customer is not None and not E164.fullmatch(customer):
-        raise bad_request("customer must be E.164")
-    if thread_id is not None:
-        if customer is None:
-            if not THREAD_ID.fullmatch(thread_id):
-                raise bad_request("give customer when threadId is not {business}_{customer}")
-            customer = "+" + thread_id.partition("_")[2]
-        return thread_id, customer
-    if customer is None:
-        raise bad_request("give threadId, or customer (and business)")
-    business = str_field(body, "business", max_len=16)
-    if business is None:
-        channels = {c["id"]: c["idOnExternalPlatform"] for c in _state().channels()}
-        business = channels.get(channel_id)
-    if business is None or not E164.fullmatch(business):
-        raise bad_request("give business (E.164): the channel is unknown to the simulator")
-    return thread_id_for(business, customer), "+" + digits(customer)
-
-
-def _attachments(value: Any) -> list[dict[str, Any]]:
-    """``[{"url", "friendlyName"}]`` or ``[{"file": name}]`` for a file served here."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or len(value) > 10:
-        raise bad_request("attachments must be a list of at most 10")
-    items = []
-    for index, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise bad_request(f"attachments[{index}] must be an object")
-        name = str_field(item, "file", max_len=128)
-        if name is not None:
-            if _state().files.get(name) is None:
-                raise bad_request(f"attachments[{index}].file: no file {name!r}")
-            url = f"{request.host_url.rstrip('/')}/_sandbox/files/{name}"
-            items.append({"friendlyName": str_field(item, "friendlyName", name), "url": url})
-        else:
-            items.append({"friendlyName": str_field(item, "friendlyName", "attachment"),
-                          "url": url_field(item, "url", required=True)})
-    return items
 
 
 def _issue_ott() -> Response:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -229,36 +228,38 @@ def check_channel(body: Any) -> dict[str, Any]:
     return body
 
 
-# --- CXone's per-contact limit ------------------------------------------------------------
+# --- records ------------------------------------------------------------------------------
 
 
 @dataclass
-class TokenBucket:
-    """A bucket of ``burst`` tokens refilled at ``refill_per_s``; counts what exceeded it."""
-
-    burst: float
-    refill_per_s: float
-    tokens: float
-    updated: float
-    requests: int = 0
-    exceeded: int = 0
-    lowest: float = math.inf
-
-    def take(self, now: float) -> float:
-        """Take one token; returns 0 when there was one, else the seconds until there is."""
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.refill_per_s)
-        self.updated = now
-        self.requests += 1
-        if self.tokens >= 1:
-            self.tokens -= 1
-            self.lowest = min(self.lowest, self.tokens)
-            return 0.0
-        self.exceeded += 1
-        if self.refill_per_s <= 0:
-            return 3600.0
-        return (1 - self.tokens) / self.refill_per_s
+class Channel:
+    id: str
+    number: str
+    source: str  # config | control | add-action
+    body: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"requests": self.requests, "exceeded": self.exceeded,
-                "tokens_left": round(self.tokens, 3),
-                "lowest_tokens_left": None if self.lowest == math.inf else round(self.lowest, 3)}
+        return {"id": self.id, "idOnExternalPlatform": self.number, "source": self.source,
+                "body": self.body, "createdAt": self.created_at}
+
+
+@dataclass
+class OneTimeToken:
+    token: str
+    brand_id: str
+    user_id: str
+    expires_at: float
+    used_at: float | None = None
+
+
+@dataclass
+class Outbound:
+    """An agent reply the gateway accepted: its id takes status updates."""
+
+    id: str
+    channel_id: str
+    thread_id: str
+    mode: str
+    accepted_at: str
+    status_updates: list[dict[str, Any]] = field(default_factory=list)

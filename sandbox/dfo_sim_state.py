@@ -7,18 +7,22 @@ agent's callback got a 200 with an id from the gateway (see
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sandbox.control import RequestLog
 from sandbox.dfo_sim_agent import AgentSide
+from sandbox.dfo_sim_limits import Limits
 from sandbox.dfo_sim_model import (
+    Channel,
     DfoError,
-    TokenBucket,
+    OneTimeToken,
+    Outbound,
     check_channel,
     check_inbound,
     check_ott_verification,
@@ -30,7 +34,7 @@ from sandbox.faults import FaultSwitches, stamp
 from sandbox.files import FileStore
 
 if TYPE_CHECKING:
-    from sandbox.dfo_sim import DfoSimConfig
+    from sandbox.dfo_sim_config import DfoSimConfig
 
 ENDPOINTS = ("discovery", "token", "cxone_config", "create", "status", "ott", "channels")
 FAULT_TARGETS: dict[str, frozenset[str]] = {
@@ -38,40 +42,6 @@ FAULT_TARGETS: dict[str, frozenset[str]] = {
     "files": frozenset({"files"}),
     "any": frozenset({*ENDPOINTS, "files"}),
 }
-
-
-@dataclass
-class Channel:
-    id: str
-    number: str
-    source: str  # config | control | add-action
-    body: dict[str, Any] = field(default_factory=dict)
-    created_at: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "idOnExternalPlatform": self.number, "source": self.source,
-                "body": self.body, "createdAt": self.created_at}
-
-
-@dataclass
-class OneTimeToken:
-    token: str
-    brand_id: str
-    user_id: str
-    expires_at: float
-    used_at: float | None = None
-
-
-@dataclass
-class Outbound:
-    """An agent reply the gateway accepted: its id takes status updates."""
-
-    id: str
-    channel_id: str
-    thread_id: str
-    mode: str
-    accepted_at: str
-    status_updates: list[dict[str, Any]] = field(default_factory=list)
 
 
 class DfoSimState:
@@ -99,8 +69,7 @@ class DfoSimState:
         self._messages: dict[str, dict[str, Any]] = {}
         self._outbound: dict[str, Outbound] = {}
         self._status_updates: list[dict[str, Any]] = []
-        self._threads: dict[str, TokenBucket] = {}
-        self._tenant = self._tenant_bucket()
+        self._limits = self._new_limits()
         self.agent_log: list[dict[str, Any]] = []
         self.admin_backs: list[dict[str, Any]] = []
 
@@ -110,18 +79,17 @@ class DfoSimState:
             self._clear()
 
     def update_config(self, changes: dict[str, Any]) -> None:
-        """Apply checked config changes; new limits start with full buckets."""
+        """Apply checked config changes; a limit change starts every counter afresh."""
         with self.lock:
             for name, value in changes.items():
                 setattr(self.config, name, value)
-            if {"contact_burst", "contact_refill_per_min"} & set(changes):
-                self._threads.clear()
-            if "tenant_limit_per_hour" in changes:
-                self._tenant = self._tenant_bucket()
+            if {"contact_burst", "contact_refill_per_min", "tenant_limit_per_hour"} & set(changes):
+                self._limits = self._new_limits()
 
-    def _tenant_bucket(self) -> TokenBucket:
-        per_hour = self.config.tenant_limit_per_hour
-        return TokenBucket(per_hour, per_hour / 3600, per_hour, self.clock())
+    def _new_limits(self) -> Limits:
+        config = self.config
+        return Limits(config.contact_burst, config.contact_refill_per_min,
+                      config.tenant_limit_per_hour, self.clock())
 
     # --- tokens --------------------------------------------------------------------------
 
@@ -290,20 +258,11 @@ class DfoSimState:
                                                       stamp())
 
     def _take_limits(self, thread_id: str, *, store: bool) -> None:
-        config = self.config
-        now = self.clock()
-        bucket = self._threads.get(thread_id)
-        if bucket is None:
-            bucket = TokenBucket(config.contact_burst, config.contact_refill_per_min / 60,
-                                 config.contact_burst, now)
-            self._threads[thread_id] = bucket
-        wait = bucket.take(now)
-        tenant_wait = self._tenant.take(now) if store else 0.0
-        if config.enforce_limits and (wait or tenant_wait):
-            seconds = max(1, int(max(wait, tenant_wait) + 0.999))
-            which = "contact" if wait else "tenant"
+        over = self._limits.take(thread_id, self.clock(), store=store)
+        if over is not None and self.config.enforce_limits:
+            which, wait = over
             raise DfoError(429, "TooManyRequests", f"{which} rate limit exceeded",
-                           headers={"Retry-After": str(seconds)})
+                           headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
     # --- views ----------------------------------------------------------------------------
 
@@ -330,17 +289,7 @@ class DfoSimState:
 
     def limits(self) -> dict[str, Any]:
         with self.lock:
-            threads = {tid: bucket.to_json() for tid, bucket in self._threads.items()}
-            return {
-                "enforced": self.config.enforce_limits,
-                "contact": {"burst": self.config.contact_burst,
-                            "refill_per_min": self.config.contact_refill_per_min},
-                "tenant": {"per_hour": self.config.tenant_limit_per_hour,
-                           **self._tenant.to_json()},
-                "threads": threads,
-                "exceeded": sum(b["exceeded"] for b in threads.values())
-                + self._tenant.exceeded,
-            }
+            return self._limits.to_json(self.config.enforce_limits)
 
 
 def _bearer(authorization: str | None) -> str | None:

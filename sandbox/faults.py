@@ -13,10 +13,8 @@ times (no count: until the rules are cleared). It acts before the request is
 handled (nothing happens on the simulator's side) or, with ``after``, once it
 was handled: the change is made but the client sees the fault (a lost answer).
 
-The Twilio simulator's older shape ``{"kind": "429"|"500"|"503"|"slow"|
-"drop_after_accept"|"timeout", "delay_ms", "count", "probability"}`` is accepted
-too and translated; with ``kind`` and neither count nor probability a rule fires
-once, as it always did.
+The Twilio simulator's older ``{"kind": "429"|"500"|"503"|"slow"|"drop_after_accept"|
+"timeout", ...}`` is translated; with neither count nor probability it fires once.
 """
 
 from __future__ import annotations
@@ -101,7 +99,7 @@ class FaultRule:
     def exhausted(self) -> bool:
         return self.count is not None and self.fired >= self.count
 
-    def forces_answer(self) -> bool:
+    def forces_answer(self) -> bool:  # else it only delays
         return self.status is not None or self.drop
 
     def action(self) -> FaultAction:
