@@ -1,7 +1,7 @@
-"""Run one simulator as its own process: ``python -m sandbox twilio|cxone``.
+"""Run one simulator as its own process: ``python -m sandbox twilio|cxone|dfo``.
 
-The port comes from ``--port``, else ``TWILIO_SIM_PORT`` / ``CXONE_SIM_PORT``,
-else 5002 / 5001.
+The port comes from ``--port``, else ``TWILIO_SIM_PORT`` / ``CXONE_SIM_PORT`` /
+``DFO_SIM_PORT``, else 5002 / 5001 / 5003.
 """
 
 from gevent import monkey
@@ -12,10 +12,12 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+from typing import Any  # noqa: E402
 
 from dotenv import load_dotenv  # noqa: E402
 
-DEFAULT_PORTS = {"twilio": ("TWILIO_SIM_PORT", 5002), "cxone": ("CXONE_SIM_PORT", 5001)}
+DEFAULT_PORTS = {"twilio": ("TWILIO_SIM_PORT", 5002), "cxone": ("CXONE_SIM_PORT", 5001),
+                 "dfo": ("DFO_SIM_PORT", 5003)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env_name, default_port = DEFAULT_PORTS[args.simulator]
     port = args.port if args.port is not None else int(os.environ.get(env_name, default_port))
-    if args.simulator == "twilio":
-        from sandbox import twilio_sim as sim
-    else:
-        from sandbox import cxone_sim as sim  # type: ignore[no-redef]
-    app = sim.create_app(sim.config_from_env(os.environ))
+    app = _build(args.simulator)
 
     from sandbox.server import serve_forever
 
@@ -41,6 +39,20 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     serve_forever(app, args.host, port)
     return 0
+
+
+def _build(simulator: str) -> Any:
+    if simulator == "twilio":
+        from sandbox import twilio_sim
+
+        return twilio_sim.create_app(twilio_sim.config_from_env(os.environ))
+    if simulator == "dfo":
+        from sandbox import dfo_sim
+
+        return dfo_sim.create_app(dfo_sim.config_from_env(os.environ))
+    from sandbox import cxone_sim
+
+    return cxone_sim.create_app(cxone_sim.config_from_env(os.environ))
 
 
 if __name__ == "__main__":

@@ -15,20 +15,18 @@ import base64
 import binascii
 import json
 import logging
-import socket
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
 
 from sandbox import defaults
+from sandbox.control import install_error_handlers, parse_json
 from sandbox.cxone_sim_control import control
-from sandbox.cxone_sim_model import ApiError, Reply
+from sandbox.cxone_sim_model import ERROR_CODES, ApiError, Reply
 from sandbox.cxone_sim_state import CxoneSimState
-from sandbox.server import SOCKET_KEY
+from sandbox.faults import FaultAction, drop_connection, run_with_faults
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +65,7 @@ def create_app(config: CxoneSimConfig | None = None) -> Flask:
     app.extensions["cxone_sim"] = CxoneSimState(config or CxoneSimConfig())
     app.register_blueprint(api)
     app.register_blueprint(control)
-    app.register_error_handler(HTTPException, _http_error)
+    install_error_handlers(app)
     return app
 
 
@@ -149,48 +147,47 @@ def _serve(
     for ``after`` rules, once the request was handled.
     """
     state = _state()
-    plan = state.begin_request(endpoint)
+    state.log.count(endpoint)
+    plan = state.faults.plan(endpoint)
     if plan.rule_ids:
         _log_event("cxone_sim.fault", endpoint=endpoint, rules=plan.rule_ids)
-    time.sleep(plan.delay_before_s)
-    handled: Reply | None = None
-    reply = plan.before
-    if reply is None:
+
+    def run() -> Reply:
         try:
             if authenticate:
                 state.check_token(request.headers.get("Authorization"))
-            handled = handle(state)
+            return handle(state)
         except ApiError as exc:
-            handled = exc.reply()
-        time.sleep(plan.delay_after_s)
-        reply = plan.after or handled
+            return exc.reply()
+
+    handled, reply = run_with_faults(plan, run, lambda action: fault_reply(action, endpoint))
     status = None if reply.drop else reply.status
     if record is not None:
         record(state, handled, status)
-    state.finish_request(endpoint, request.method, request.full_path.rstrip("?"), status)
+    state.log.record(endpoint, status)
     return _respond(reply)
+
+
+def fault_reply(action: FaultAction, endpoint: str) -> Reply:
+    """The answer a fired fault rule forces: a dropped connection or an error status."""
+    if action.drop or action.status is None:
+        return Reply(status=0, body=None, drop=True)
+    headers = action.headers()
+    code = ERROR_CODES.get(action.status, "sandbox_fault")
+    if action.status == 401:
+        code = "invalid_client" if endpoint == "token" else "invalid_token"
+        headers.setdefault("WWW-Authenticate", f'Bearer error="{code}"')
+    body = {"error": code, "message": f"injected by sandbox fault rule {action.rule_id}"}
+    return Reply(status=action.status, body=body, headers=headers)
 
 
 def _respond(reply: Reply) -> Response:
     if reply.drop:
-        return _drop_connection()
+        return drop_connection()
     response = jsonify(reply.body) if reply.body is not None else Response()
     response.status_code = reply.status
     response.headers.update(reply.headers)
     return response
-
-
-def _drop_connection() -> Response:
-    """Close the client's connection without an answer (the client sees a reset)."""
-    sock = request.environ.get(SOCKET_KEY)
-    if sock is None:
-        body = {"error": "drop_unsupported", "message": "this server cannot drop connections"}
-        return Response(json.dumps(body), status=503, mimetype="application/json")
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    return Response(status=500)  # never reaches the client
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -207,16 +204,13 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
 
 def _json_or_text() -> Any:
     """The JSON body, or the raw text when it is not JSON (recorded as sent, then a 400)."""
-    body = request.get_json(silent=True, force=True)
-    if body is None and request.get_data():
-        return request.get_data(as_text=True)
-    return body
-
-
-def _http_error(exc: HTTPException) -> Response:
-    code = (exc.name or "error").lower().replace(" ", "_")
-    body = {"error": code, "message": exc.description or exc.name}
-    return Response(json.dumps(body), status=exc.code or 500, mimetype="application/json")
+    raw = request.get_data(cache=True)
+    if not raw:
+        return None
+    try:
+        return parse_json(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")
 
 
 def _log_event(event: str, **fields: Any) -> None:

@@ -11,10 +11,12 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 
+from sandbox.control import add_fault_routes, answer, json_body
 from sandbox.cxone_sim_model import ApiError, require_object
 from sandbox.cxone_sim_state import CxoneSimState
+from sandbox.files import add_file_routes
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +30,23 @@ def _state() -> CxoneSimState:
 
 def _body() -> Any:
     """The JSON body; an empty body is ``{}``; anything else that is not JSON is a 400."""
-    if not request.get_data():
-        return {}
-    body = request.get_json(silent=True, force=True)
-    if body is None:
-        raise ApiError(400, "invalid_request", "body must be JSON")
-    return body
+    return json_body(object_only=False)
 
 
-def _answer(body: Any, status: int = 200) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    return response
+_answer = answer
+add_fault_routes(control, lambda: _state().faults, "cxone_sim")
+
+
+def _token_is_live() -> bool:
+    try:
+        _state().check_token(request.headers.get("Authorization"))
+    except ApiError:
+        return False
+    return True
+
+
+add_file_routes(control, lambda: _state().files, _token_is_live, lambda: _state().faults,
+                lambda: _state().log)
 
 
 @control.errorhandler(ApiError)
@@ -56,7 +63,7 @@ def reset() -> Response:
 
 @control.post("/replies")
 def add_replies() -> Response:
-    return _answer({"items": _state().add_replies(_body())}, 201)
+    return _answer({"items": _state().add_replies(_body(), request.host_url.rstrip("/"))}, 201)
 
 
 @control.get("/conversations")
@@ -100,31 +107,19 @@ def inbound_posts() -> Response:
     return _answer({"items": _state().inbound_posts()})
 
 
+@control.get("/attachments")
+def inbound_attachments() -> Response:
+    return _answer({"items": _state().inbound_attachments()})
+
+
 @control.get("/stats")
 def stats() -> Response:
-    return _answer(_state().stats())
+    return _answer(_state().log.stats())
 
 
 @control.get("/requests")
 def requests_log() -> Response:
-    return _answer({"items": _state().requests(request.args.get("endpoint") or None)})
-
-
-@control.get("/faults")
-def list_faults() -> Response:
-    return _answer({"items": _state().list_faults()})
-
-
-@control.post("/faults")
-def add_fault() -> Response:
-    rule = _state().add_fault(_body())
-    log.info(json.dumps({"event": "cxone_sim.fault_set", **rule}))
-    return _answer(rule, 201)
-
-
-@control.delete("/faults")
-def clear_faults() -> Response:
-    return _answer({"removed": _state().clear_faults()})
+    return _answer({"items": _state().log.items(request.args.get("endpoint") or None)})
 
 
 @control.post("/expire-tokens")

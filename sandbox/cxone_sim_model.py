@@ -7,6 +7,7 @@ values and raise :class:`ApiError`, which the views turn into a JSON answer.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,27 @@ CHANNELS = ("SMS",)
 # Inbound messages are stored as delivered: they reached CXone.
 INBOUND_STATUS = "DELIVERED"
 
+# Endpoint names as counted in /_sandbox/stats (``files`` joins once it is asked for),
+# and the fault targets that hit them.
+ENDPOINTS = ("token", "poll", "put", "conversation_get", "conversation_create", "inbound")
+FAULT_TARGETS: dict[str, frozenset[str]] = {
+    "token": frozenset({"token"}),
+    "poll": frozenset({"poll"}),
+    "put": frozenset({"put"}),
+    "conversations": frozenset({"conversation_get", "conversation_create"}),
+    "conversation_get": frozenset({"conversation_get"}),
+    "conversation_create": frozenset({"conversation_create"}),
+    "inbound": frozenset({"inbound"}),
+    "files": frozenset({"files"}),
+    "any": frozenset({*ENDPOINTS, "files"}),
+}
+ERROR_CODES = {
+    400: "invalid_request", 401: "invalid_token", 403: "forbidden", 404: "not_found",
+    409: "conflict", 429: "too_many_requests", 500: "internal_server_error",
+    502: "bad_gateway", 503: "service_unavailable", 504: "gateway_timeout",
+}
+
+MAX_ATTACHMENTS = 10
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 
@@ -254,19 +276,46 @@ def check_inbound(body: Any, conversation: Conversation) -> dict[str, Any]:
     }
 
 
+def check_reply_attachments(
+    value: Any, prefix: str, file_url: Callable[[str], tuple[str, str] | None]
+) -> list[dict[str, Any]]:
+    """An agent reply's attachments: ``{"url", "contentType"}`` or ``{"file": name}``.
+
+    ``file_url(name)`` gives the URL and content type of a file the simulator
+    serves (None: no such file).
+    """
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_ATTACHMENTS:
+        raise bad_request(f"{prefix}attachments must be a list of at most {MAX_ATTACHMENTS}")
+    checked = []
+    for index, item in enumerate(value):
+        where = f"{prefix}attachments[{index}]"
+        item = require_object(item, where)
+        if "file" in item:
+            served = file_url(item["file"]) if isinstance(item["file"], str) else None
+            if served is None:
+                raise not_found(f"{where}.file: no file {item['file']!r} (POST /_sandbox/files)")
+            checked.append({"url": served[0], "contentType": served[1]})
+        else:
+            checked.append(_check_attachment(item, where))
+    return checked
+
+
 def _check_attachments(value: Any) -> list[dict[str, Any]]:
     if value is None:
         return []
-    if not isinstance(value, list):
-        raise bad_request("attachments must be a list")
-    checked = []
-    for index, item in enumerate(value):
-        where = f"attachments[{index}]"
-        item = require_object(item, where)
-        url = item.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise bad_request(f"{where}.url must be an http(s) URL")
-        if not isinstance(item.get("contentType"), str) or not item["contentType"]:
-            raise bad_request(f"{where}.contentType must be a non-empty string")
-        checked.append(dict(item))
-    return checked
+    if not isinstance(value, list) or len(value) > MAX_ATTACHMENTS:
+        raise bad_request(f"attachments must be a list of at most {MAX_ATTACHMENTS}")
+    return [_check_attachment(item, f"attachments[{index}]") for index, item in enumerate(value)]
+
+
+def _check_attachment(item: Any, where: str) -> dict[str, Any]:
+    item = require_object(item, where)
+    url = item.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 4096:
+        raise bad_request(f"{where}.url must be an http(s) URL")
+    content_type = item.get("contentType")
+    if not isinstance(content_type, str) or not content_type or len(content_type) > 255:
+        raise bad_request(f"{where}.contentType must be a non-empty string")
+    return dict(item)

@@ -23,16 +23,17 @@ import secrets
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from sandbox.cxone_sim_faults import ENDPOINTS, FaultPlan, FaultSwitches
+from sandbox.control import RequestLog
 from sandbox.cxone_sim_model import (
     CHANNELS,
     DEFAULT_PAGE_SIZE,
     DIRECTIONS,
+    ENDPOINTS,
+    FAULT_TARGETS,
     FINAL_STATUSES,
     INBOUND_STATUS,
     MAX_PAGE_SIZE,
@@ -44,6 +45,7 @@ from sandbox.cxone_sim_model import (
     bad_request,
     check_conversation,
     check_inbound,
+    check_reply_attachments,
     check_status_update,
     conflict,
     format_given_time,
@@ -56,14 +58,15 @@ from sandbox.cxone_sim_model import (
     require_e164,
     require_object,
 )
+from sandbox.faults import FaultSwitches
+from sandbox.files import FileStore
 
 if TYPE_CHECKING:
     from sandbox.cxone_sim import CxoneSimConfig
 
-REQUEST_LOG_SIZE = 50_000
 _REPLY_FIELDS = frozenset(
     {"conversationId", "from", "to", "body", "id", "createdTime", "status", "visibleAfterMs",
-     "raw", "duplicateOf"}
+     "raw", "duplicateOf", "attachments"}
 )
 _CONFIG_FIELDS = frozenset({"token_ttl_s", "client_id", "client_secret"})
 
@@ -100,11 +103,15 @@ class CxoneSimState:
         self._initial_config = replace(config)
         self._clock = clock
         self._tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
+        self.files = FileStore(require_token_by_default=True)  # the contract: URLs may need it
+        self._base_url = ""
         self._clear()
 
     def _clear(self) -> None:
         self.config = replace(self._initial_config)
-        self.faults = FaultSwitches()
+        self.faults = FaultSwitches(FAULT_TARGETS)
+        self.log = RequestLog(ENDPOINTS)
+        self.files.clear()
         self._epoch = secrets.token_hex(4)
         self._conversations: dict[str, Conversation] = {}
         self._messages: dict[str, MessageRecord] = {}
@@ -114,8 +121,6 @@ class CxoneSimState:
         self._seq = 0
         self._status_updates: list[dict[str, Any]] = []
         self._inbound_posts: list[dict[str, Any]] = []
-        self._requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
-        self._stats = dict.fromkeys(ENDPOINTS, 0)
 
     def reset(self) -> None:
         """Forget messages, conversations, logs, counters and faults; restore the config.
@@ -135,20 +140,7 @@ class CxoneSimState:
     def _stamp(self) -> str:
         return format_time(self._now(), millis=True)
 
-    # --- requests, faults and logs ----------------------------------------------------
-
-    def begin_request(self, endpoint: str) -> FaultPlan:
-        """Count a request to ``endpoint`` and roll the fault switches for it."""
-        with self.lock:
-            self._stats[endpoint] += 1
-            return self.faults.plan(endpoint)
-
-    def finish_request(self, endpoint: str, method: str, path: str, status: int | None) -> None:
-        with self.lock:
-            self._requests.append(
-                {"at": self._stamp(), "endpoint": endpoint, "method": method, "path": path,
-                 "response_status": status}
-            )
+    # --- records ----------------------------------------------------------------------
 
     def record_put(self, message_id: str, body: Any, status: int | None) -> None:
         with self.lock:
@@ -167,18 +159,6 @@ class CxoneSimState:
                  "messageId": handled.message_id if handled else None,
                  "duplicate": bool(handled and handled.duplicate)}
             )
-
-    def add_fault(self, body: Any) -> dict[str, Any]:
-        with self.lock:
-            return self.faults.add(body, self._now()).to_json()
-
-    def list_faults(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return self.faults.list()
-
-    def clear_faults(self) -> int:
-        with self.lock:
-            return self.faults.clear()
 
     # --- tokens -----------------------------------------------------------------------
 
@@ -369,18 +349,24 @@ class CxoneSimState:
         with self.lock:
             return [dict(post) for post in self._inbound_posts]
 
-    def stats(self) -> dict[str, int]:
+    def inbound_attachments(self) -> list[dict[str, Any]]:
+        """Every attachment of the inbound messages CXone stored, in order."""
         with self.lock:
-            return dict(self._stats)
-
-    def requests(self, endpoint: str | None = None) -> list[dict[str, Any]]:
-        with self.lock:
-            return [dict(r) for r in self._requests if endpoint in (None, r["endpoint"])]
+            return [
+                {"messageId": record.id, "conversationId": record.fields.get("conversationId"),
+                 "externalId": record.fields.get("externalId"), **attachment}
+                for record in self._messages.values()
+                if record.fields.get("direction") == "INBOUND" and not record.raw
+                for attachment in record.fields.get("attachments") or []
+            ]
 
     # --- agent replies (control API) --------------------------------------------------
 
-    def add_replies(self, body: Any) -> list[dict[str, Any]]:
-        """Create agent replies (or raw/duplicate feed items); all are checked first."""
+    def add_replies(self, body: Any, base_url: str = "") -> list[dict[str, Any]]:
+        """Create agent replies (or raw/duplicate feed items); all are checked first.
+
+        ``base_url`` is the simulator's own, for attachments that name a served file.
+        """
         body = require_object(body)
         if "items" in body:
             if not isinstance(body["items"], list) or not body["items"]:
@@ -389,6 +375,7 @@ class CxoneSimState:
         else:
             items = [(body, "")]
         with self.lock:
+            self._base_url = base_url
             claimed: set[str] = set()
             specs = [self._check_reply(item, prefix, claimed) for item, prefix in items]
             return [self._create_reply(spec) for spec in specs]
@@ -423,8 +410,9 @@ class CxoneSimState:
             recipient = conversation.customer_number
         else:
             recipient = require_e164(item, "to", prefix)
+        attachments = check_reply_attachments(item.get("attachments"), prefix, self._file_url)
         text = item.get("body")
-        if not isinstance(text, str) or not text:
+        if not isinstance(text, str) or (not text and not attachments):
             raise bad_request(f"{prefix}body must be a non-empty string (use raw for a bad item)")
         message_id = optional_string(item, "id", prefix)
         if message_id is not None:
@@ -437,7 +425,14 @@ class CxoneSimState:
             "kind": "reply", "conversation": conversation, "from": sender, "to": recipient,
             "body": text, "id": message_id, "status": status, "delay": delay,
             "created": self._whole_second() if created is None else created,
+            "attachments": attachments,
         }
+
+    def _file_url(self, name: str) -> tuple[str, str] | None:
+        stored = self.files.get(name)
+        if stored is None:
+            return None
+        return f"{self._base_url}/_sandbox/files/{name}", stored.content_type
 
     def _claim_id(self, message_id: str, prefix: str, claimed: set[str]) -> None:
         if message_id in self._messages or message_id in claimed:
@@ -463,6 +458,7 @@ class CxoneSimState:
             record = self._new_message(
                 conversation, "OUTBOUND", spec["from"], spec["to"], spec["body"],
                 status=spec["status"], created=spec["created"], message_id=spec["id"],
+                extra={"attachments": spec["attachments"]} if spec["attachments"] else None,
             )
         self._publish(record, spec["delay"])
         return dict(record.fields)

@@ -11,25 +11,27 @@ REST API, as the official ``twilio`` package calls it (HTTP Basic AccountSid:Aut
 
 After a create the message walks accepted → queued → sending → sent → final,
 ``step_delay_s`` apart, with signed status callbacks. The control API under
-``/_sandbox/`` (JSON, no auth) sets per-destination outcomes, injects faults,
-sends inbound messages and shows what happened; see ``_control_blueprint``.
+``/_sandbox/`` (JSON, no auth; :mod:`sandbox.twilio_sim_control`) sets
+per-destination outcomes, injects faults, sends inbound messages and shows
+what happened.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from sandbox import defaults
-from sandbox.server import SOCKET_KEY
+from sandbox.control import install_error_handlers
+from sandbox.faults import FaultAction, FaultPlan, drop_connection, run_with_faults
+from sandbox.twilio_sim_control import control_blueprint
+from sandbox.twilio_sim_media import LOOPBACK_HOSTS
 from sandbox.twilio_sim_model import (
     API_VERSION,
     TwilioError,
@@ -38,21 +40,13 @@ from sandbox.twilio_sim_model import (
     message_resource,
     parse_list_query,
 )
-from sandbox.twilio_sim_rules import (
-    CALLBACK_MODES,
-    FAULT_KINDS,
-    FAULT_TARGETS,
-    OUTCOMES,
-    DestinationRule,
-    FaultRule,
-)
 from sandbox.twilio_sim_state import SimState, log_event
 
 log = logging.getLogger(__name__)
 
-FAULT_STATUS = {"429": (429, 20429), "500": (500, 20500), "503": (503, 20503)}
-DROP_KINDS = ("drop_after_accept", "timeout")
 AUTH_DETAIL = "Your AccountSid or AuthToken was incorrect."
+# Twilio's error codes for the statuses a fault rule may force.
+FAULT_CODES = {401: 20003, 404: 20404, 429: 20429, 500: 20500, 503: 20503}
 
 
 @dataclass
@@ -65,6 +59,11 @@ class TwilioSimConfig:
     sender_numbers: tuple[str, ...] = defaults.SENDER_NUMBERS  # the service's pool
     inbound_url: str | None = None  # where inbound SMS webhooks are posted
     step_delay_s: float = 0.05  # delay between lifecycle steps (0 = as fast as possible)
+    create_latency_ms: float = 0.0  # p50 of the time a create takes to answer
+    latency_jitter_ms: float = 0.0  # its spread (a normal law, clipped at 0 and p50 + 4x)
+    media_timeout_s: float = 5.0  # fetching a MediaUrl
+    media_fetch_hosts: tuple[str, ...] = LOOPBACK_HOSTS  # hosts MediaUrls are fetched from
+    media_redirect: bool = False  # inbound media: 307 to an unauthenticated copy, as Twilio
 
 
 def config_from_env(environ: Mapping[str, str]) -> TwilioSimConfig:
@@ -79,6 +78,9 @@ def config_from_env(environ: Mapping[str, str]) -> TwilioSimConfig:
         inbound_url = base_url.rstrip("/") + "/twilio/inbound"
     numbers = value("SENDER_NUMBERS")
     delay_ms = value("TWILIO_SIM_STEP_DELAY_MS")
+    hosts = [h.strip() for h in (value("TWILIO_SIM_MEDIA_HOSTS") or "").split(",") if h.strip()]
+    if base_url and urlsplit(base_url).hostname:
+        hosts.append(str(urlsplit(base_url).hostname))
     return TwilioSimConfig(
         account_sid=value("TWILIO_ACCOUNT_SID") or defaults.TWILIO_ACCOUNT_SID,
         auth_token=value("TWILIO_AUTH_TOKEN") or defaults.TWILIO_AUTH_TOKEN,
@@ -89,6 +91,9 @@ def config_from_env(environ: Mapping[str, str]) -> TwilioSimConfig:
         else defaults.SENDER_NUMBERS,
         inbound_url=inbound_url,
         step_delay_s=float(delay_ms) / 1000 if delay_ms is not None else 0.05,
+        create_latency_ms=float(value("TWILIO_SIM_CREATE_LATENCY_MS") or 0),
+        latency_jitter_ms=float(value("TWILIO_SIM_LATENCY_JITTER_MS") or 0),
+        media_fetch_hosts=(*LOOPBACK_HOSTS, *hosts),
     )
 
 
@@ -97,9 +102,9 @@ def create_app(config: TwilioSimConfig | None = None) -> Flask:
     app = Flask(__name__)
     app.extensions["twilio_sim"] = SimState(config or TwilioSimConfig())
     app.register_blueprint(_api_blueprint())
-    app.register_blueprint(_control_blueprint())
+    app.register_blueprint(control_blueprint())
+    install_error_handlers(app, _http_error)
     app.register_error_handler(TwilioError, _twilio_error)
-    app.register_error_handler(HTTPException, _http_error)
     return app
 
 
@@ -114,15 +119,12 @@ def _twilio_error(exc: TwilioError) -> Response:
     return response
 
 
-def _http_error(exc: HTTPException) -> Response | HTTPException:
+def _http_error(exc: HTTPException) -> Response:
     # Under the API prefix Twilio answers unknown resources with its JSON body.
-    if request.path.startswith(f"/{API_VERSION}/") and exc.code == 404:
+    if exc.code == 404:
         return _twilio_error(TwilioError(20404, 404, path=request.path))
-    if request.path.startswith("/_sandbox/"):
-        response = jsonify({"error": exc.description})
-        response.status_code = exc.code or 500
-        return response
-    return exc
+    status = exc.code or 400
+    return _twilio_error(TwilioError(20000 + status, status, message=exc.description or exc.name))
 
 
 # --- the REST API ------------------------------------------------------------
@@ -135,6 +137,7 @@ def _api_blueprint() -> Blueprint:
     api.add_url_rule("/Messages.json", view_func=_list, methods=["GET"])
     api.add_url_rule("/Messages/<sid>.json", view_func=_fetch, methods=["GET"])
     api.add_url_rule("/Messages/<sid>.json", view_func=_update, methods=["POST"])
+    api.add_url_rule("/Messages/<sid>/Media/<media_sid>", view_func=_media, methods=["GET"])
     return api
 
 
@@ -158,248 +161,113 @@ def _unauthorized(message: str) -> Response:
     return response
 
 
-def _create(account_sid: str) -> Response:
+def _serve(endpoint: str, handle: Callable[[FaultPlan], Response],
+           on_refused: Callable[[FaultAction], None] | None = None) -> Response:
+    """Run one API request through the fault switches; ``handle`` errors become Twilio's body.
+
+    ``on_refused`` hears about a fault that answers before anything was handled.
+    """
     state = _state()
-    fault = state.take_fault("create")
-    if fault is not None and fault.kind in FAULT_STATUS:
-        status, code = FAULT_STATUS[fault.kind]
-        state.record_fault_create(request.form, fault.kind, status)
-        return _twilio_error(TwilioError(code, status))  # refused: nothing created
-    if fault is not None and fault.kind == "slow":
-        time.sleep(fault.delay_ms / 1000)
-    drop = fault if fault is not None and fault.kind in DROP_KINDS else None
-    msg = state.create_message(request.form, fault=drop.kind if drop else None)
-    if drop is not None:
-        return _drop_connection(drop.kind, drop.delay_ms)  # created, but never answered
-    response = jsonify(message_resource(msg, account_sid))
-    response.status_code = 201
+    state.log.count(endpoint)
+    plan = state.faults.plan(endpoint)
+    if plan.before is not None and on_refused is not None:
+        on_refused(plan.before)
+
+    def run() -> Response:
+        try:
+            return handle(plan)
+        except TwilioError as exc:
+            return _twilio_error(exc)
+
+    _, response = run_with_faults(plan, run, _fault_response)
+    applied = plan.before if plan.before is not None else plan.after
+    state.log.record(endpoint, None if applied and applied.drop else response.status_code)
     return response
 
 
+def _fault_response(action: FaultAction) -> Response:
+    if action.drop or action.status is None:
+        log_event("connection_dropped", fault=action.kind, path=request.path)
+        return drop_connection()
+    if action.status == 401:
+        response = _unauthorized("Authentication Error - invalid username")
+    else:
+        code = FAULT_CODES.get(action.status, 20000 + action.status)
+        response = _twilio_error(TwilioError(code, action.status))
+    response.headers.update(action.headers())
+    return response
+
+
+def _create(account_sid: str) -> Response:
+    state = _state()
+    form = request.form
+    arrived_at = state.clock()  # before any latency: pacing is measured on arrivals
+
+    def refused(action: FaultAction) -> None:
+        state.record_fault_create(form, action.kind, action.status, arrived_at)
+
+    def create(plan: FaultPlan) -> Response:
+        latency_s = state.create_latency_s()
+        time.sleep(latency_s)
+        # An after-fault (drop_after_accept, timeout) is noted in the creates log.
+        fault = plan.after.kind if plan.after is not None else None
+        msg = state.create_message(form, fault=fault, arrived_at=arrived_at,
+                                   latency_ms=latency_s * 1000)
+        response = jsonify(message_resource(msg, account_sid))
+        response.status_code = 201
+        return response
+
+    return _serve("create", create, refused)
+
+
 def _fetch(account_sid: str, sid: str) -> Response:
-    early = _read_fault("fetch")
-    if early is not None:
-        return early
-    msg = _state().get(sid)
-    if msg is None:
-        raise TwilioError(20404, 404, path=request.path)
-    return jsonify(message_resource(msg, account_sid))
+    def fetch(_: FaultPlan) -> Response:
+        msg = _state().get(sid)
+        if msg is None:
+            raise TwilioError(20404, 404, path=request.path)
+        return jsonify(message_resource(msg, account_sid))
+
+    return _serve("fetch", fetch)
 
 
 def _list(account_sid: str) -> Response:
-    early = _read_fault("list")
-    if early is not None:
-        return early
-    query = parse_list_query(request.args)
-    items, has_next = _state().list_page(query)
-    return jsonify(list_page_body(account_sid, query, items, has_next))
+    def page(_: FaultPlan) -> Response:
+        query = parse_list_query(request.args)
+        items, has_next = _state().list_page(query)
+        return jsonify(list_page_body(account_sid, query, items, has_next))
+
+    return _serve("list", page)
 
 
 def _update(account_sid: str, sid: str) -> Response:
-    state = _state()
-    msg = state.get(sid)
-    if msg is None:
-        raise TwilioError(20404, 404, path=request.path)
-    status = request.form.get("Status")
-    if status is not None and status != "canceled":
-        raise TwilioError(20422, message=f"Invalid Status value: {status}")
-    if status == "canceled":
-        msg = state.cancel(sid)
-    if "Body" in request.form:
-        msg = state.redact(sid, request.form["Body"])
-    return jsonify(message_resource(msg, account_sid))
+    def update(_: FaultPlan) -> Response:
+        state = _state()
+        msg = state.get(sid)
+        if msg is None:
+            raise TwilioError(20404, 404, path=request.path)
+        status = request.form.get("Status")
+        if status is not None and status != "canceled":
+            raise TwilioError(20422, message=f"Invalid Status value: {status}")
+        if status == "canceled":
+            msg = state.cancel(sid)
+        if "Body" in request.form:
+            msg = state.redact(sid, request.form["Body"])
+        return jsonify(message_resource(msg, account_sid))
+
+    return _serve("update", update)
 
 
-def _read_fault(target: str) -> Response | None:
-    """Apply a fault to a fetch or list; a response means: answer this instead."""
-    fault = _state().take_fault(target)
-    if fault is None:
-        return None
-    if fault.kind in FAULT_STATUS:
-        status, code = FAULT_STATUS[fault.kind]
-        return _twilio_error(TwilioError(code, status))
-    if fault.kind in DROP_KINDS:
-        return _drop_connection(fault.kind, fault.delay_ms)
-    time.sleep(fault.delay_ms / 1000)  # slow
-    return None
 
+def _media(account_sid: str, sid: str, media_sid: str) -> Response:
+    """Inbound media the simulator hosts: the bytes (or a redirect to them, as Twilio)."""
 
-def _drop_connection(kind: str, delay_ms: int) -> Response:
-    """Close the client's connection without an answer (after ``delay_ms`` for timeout)."""
-    if kind == "timeout":
-        time.sleep(delay_ms / 1000)
-    sock: socket.socket | None = request.environ.get(SOCKET_KEY)
-    if sock is not None:
-        with contextlib.suppress(OSError):  # the client may already have gone
-            sock.shutdown(socket.SHUT_RDWR)
-    log_event("connection_dropped", fault=kind, path=request.path)
-    # The server will fail to write this; the client sees a dropped connection.
-    return Response(b"", status=500)
+    def serve(_: FaultPlan) -> Response:
+        media = _state().media.get(sid, media_sid)
+        if media is None:
+            raise TwilioError(20404, 404, path=request.path)
+        if _state().config.media_redirect:
+            return Response(status=307, headers={
+                "Location": f"{request.host_url.rstrip('/')}/_sandbox/media/{media_sid}"})
+        return Response(media.data, headers={"Content-Type": media.content_type})
 
-
-# --- the control API ---------------------------------------------------------
-
-
-def _control_blueprint() -> Blueprint:
-    control = Blueprint("twilio_sim_control", __name__, url_prefix="/_sandbox")
-    control.add_url_rule("/reset", view_func=_reset, methods=["POST"])
-    control.add_url_rule("/messages", view_func=_messages, methods=["GET"])
-    control.add_url_rule("/creates", view_func=_creates, methods=["GET"])
-    control.add_url_rule("/inbound", view_func=_inbound_log, methods=["GET"])
-    control.add_url_rule("/inbound", view_func=_inbound, methods=["POST"])
-    control.add_url_rule("/destinations", view_func=_destinations, methods=["GET"])
-    control.add_url_rule("/destinations", view_func=_set_destination, methods=["POST"])
-    control.add_url_rule("/destinations", view_func=_clear_destinations, methods=["DELETE"])
-    control.add_url_rule("/faults", view_func=_faults, methods=["GET"])
-    control.add_url_rule("/faults", view_func=_add_fault, methods=["POST"])
-    control.add_url_rule("/faults", view_func=_clear_faults, methods=["DELETE"])
-    control.add_url_rule("/messages/<sid>/callback", view_func=_manual_callback, methods=["POST"])
-    control.add_url_rule("/config", view_func=_config, methods=["GET"])
-    control.add_url_rule("/config", view_func=_set_config, methods=["POST"])
-    return control
-
-
-def _bad_request(problem: str) -> tuple[Response, int]:
-    return jsonify({"error": problem}), 400
-
-
-def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
-
-
-def _reset() -> Response:
-    _state().reset()
-    return jsonify({"ok": True})
-
-
-def _messages() -> Response:
-    return jsonify({"messages": _state().messages_view()})
-
-
-def _creates() -> Response:
-    return jsonify({"creates": _state().creates_view()})
-
-
-def _inbound_log() -> Response:
-    return jsonify({"inbound": _state().inbound_view()})
-
-
-def _destinations() -> Response:
-    return jsonify({"destinations": _state().destinations()})
-
-
-def _set_destination() -> Response | tuple[Response, int]:
-    body = _json_body()
-    to, outcome = body.get("to"), body.get("outcome", "delivered")
-    callbacks = body.get("callbacks", "normal")
-    if not isinstance(to, str) or not to:
-        return _bad_request("'to' is required")
-    if outcome not in OUTCOMES:
-        return _bad_request(f"'outcome' must be one of {', '.join(OUTCOMES)}")
-    if callbacks not in CALLBACK_MODES:
-        return _bad_request(f"'callbacks' must be one of {', '.join(CALLBACK_MODES)}")
-    create_error = body.get("create_error")
-    if outcome == "create_error" and not isinstance(create_error, dict):
-        create_error = {"code": body.get("error_code") or 21211, "status": 400}
-    rule = DestinationRule(
-        to=to,
-        outcome=outcome,
-        error_code=body.get("error_code"),
-        callbacks=callbacks,
-        delay_ms=int(body.get("delay_ms") or 0),
-        create_error=create_error,
-    )
-    _state().set_destination(rule)
-    return jsonify({"ok": True, "destination": asdict(rule)})
-
-
-def _clear_destinations() -> Response:
-    _state().clear_destinations()
-    return jsonify({"ok": True})
-
-
-def _faults() -> Response:
-    return jsonify({"faults": _state().faults()})
-
-
-def _add_fault() -> Response | tuple[Response, int]:
-    body = _json_body()
-    target, kind = body.get("target", "any"), str(body.get("kind", ""))
-    if target not in FAULT_TARGETS:
-        return _bad_request(f"'target' must be one of {', '.join(FAULT_TARGETS)}")
-    if kind not in FAULT_KINDS:
-        return _bad_request(f"'kind' must be one of {', '.join(FAULT_KINDS)}")
-    probability = body.get("probability")
-    count = body.get("count")
-    if count is None and probability is None:
-        count = 1  # neither given: hit the next matching request only
-    rule = FaultRule(
-        id=f"fault-{time.monotonic_ns()}",
-        target=target,
-        kind=kind,
-        count=int(count) if count is not None else None,
-        probability=float(probability) if probability is not None else None,
-        delay_ms=int(body.get("delay_ms") or 0),
-    )
-    _state().add_fault(rule)
-    return jsonify({"ok": True, "fault": asdict(rule)})
-
-
-def _clear_faults() -> Response:
-    _state().clear_faults()
-    return jsonify({"ok": True})
-
-
-def _inbound() -> Response | tuple[Response, int]:
-    body = _json_body()
-    if not body.get("from") or not body.get("to"):
-        return _bad_request("'from' and 'to' are required")
-    try:
-        result = _state().receive_inbound(body)
-    except ValueError as exc:
-        return _bad_request(str(exc))
-    return jsonify(result)
-
-
-def _manual_callback(sid: str) -> Response | tuple[Response, int]:
-    body = _json_body()
-    status = body.get("status")
-    if not isinstance(status, str) or not status:
-        return _bad_request("'status' is required")
-    try:
-        result = _state().send_manual_callback(sid, status, body.get("error_code"), body.get("url"))
-    except KeyError:
-        return jsonify({"error": f"no message {sid}"}), 404
-    except ValueError as exc:
-        return _bad_request(str(exc))
-    return jsonify({"sid": sid, "status": status, **result})
-
-
-def _config_view() -> dict[str, Any]:
-    config = _state().config
-    return {
-        "account_sid": config.account_sid,
-        "messaging_service_sid": config.messaging_service_sid,
-        "sender_numbers": list(config.sender_numbers),
-        "inbound_url": config.inbound_url,
-        "step_delay_s": config.step_delay_s,
-    }
-
-
-def _config() -> Response:
-    return jsonify(_config_view())
-
-
-def _set_config() -> Response | tuple[Response, int]:
-    body = _json_body()
-    config = _state().config
-    if "step_delay_s" in body:
-        try:
-            config.step_delay_s = max(float(body["step_delay_s"]), 0.0)
-        except (TypeError, ValueError):
-            return _bad_request("'step_delay_s' must be a number")
-    if "inbound_url" in body:
-        config.inbound_url = body["inbound_url"] or None
-    log_event("config_changed", step_delay_s=config.step_delay_s, inbound_url=config.inbound_url)
-    return jsonify(_config_view())
+    return _serve("media", serve)

@@ -53,6 +53,7 @@ ERROR_MESSAGES: dict[int, str] = {
     "phone number via SMS.",
     21614: "'To' number is not a valid mobile number",
     21617: "The concatenated message body exceeds the 1600 character limit.",
+    21620: "Invalid media URL(s)",
     21623: "Number of media files exceeds allowed limit",
     21624: "Invalid validity period value",
     21701: "The Messaging Service does not exist",
@@ -189,6 +190,8 @@ class Message:
     requested_from: str | None = None
     messaging_service_sid: str | None = None  # as requested (None: no service used)
     media_urls: list[str] = field(default_factory=list)
+    media: list[dict[str, Any]] = field(default_factory=list)  # what fetching each URL got
+    requested_body: str | None = None  # as given, before Smart Encoding
     status_callback: str | None = None
     direction: str = "outbound-api"
     num_segments: int = 0

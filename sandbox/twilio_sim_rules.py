@@ -1,5 +1,5 @@
 """The rules of the simulated Twilio account: what a create must look like,
-what the carrier does to each destination, which faults hit which requests.
+what the carrier does to each destination, which endpoints faults can target.
 
 Pure: no HTTP, no threads. Error codes are Twilio's (Error and Warning
 Dictionary, twilio.com/docs/api/errors), checked one by one.
@@ -27,8 +27,12 @@ if TYPE_CHECKING:
 
 OUTCOMES = ("delivered", "undelivered", "failed", "no_receipt", "create_error")
 CALLBACK_MODES = ("normal", "duplicate", "reorder", "drop")
-FAULT_TARGETS = ("create", "fetch", "list", "any")
-FAULT_KINDS = ("429", "500", "503", "slow", "drop_after_accept", "timeout")
+# Endpoint names (as counted in /_sandbox/stats) and the fault targets that hit them.
+ENDPOINTS = ("create", "fetch", "list", "update", "media")
+FAULT_TARGETS: dict[str, frozenset[str]] = {
+    **{name: frozenset({name}) for name in ENDPOINTS},
+    "any": frozenset(ENDPOINTS),
+}
 DEFAULT_ERROR_CODES = {"undelivered": 30003, "failed": 30008}
 
 
@@ -48,19 +52,6 @@ class DestinationRule:
         return DeliveryPlan(self.outcome, code, self.callbacks, self.delay_ms)
 
 
-@dataclass
-class FaultRule:
-    """A fault injected into matching REST requests."""
-
-    id: str
-    target: str
-    kind: str
-    count: int | None = None  # how many more requests it hits (None: no limit)
-    probability: float | None = None
-    delay_ms: int = 0
-    hits: int = 0
-
-
 def lifecycle_steps(initial: str, outcome: str) -> list[str]:
     """The statuses a message walks after ``initial`` for a carrier ``outcome``."""
     steps = ["queued"] if initial == "accepted" else []
@@ -72,12 +63,15 @@ def lifecycle_steps(initial: str, outcome: str) -> list[str]:
     return steps
 
 
-def validate_create(form: Any, config: TwilioSimConfig, rule: DestinationRule | None) -> None:
-    """Refuse a create request the way Twilio would (raises TwilioError)."""
+def validate_create(form: Any, config: TwilioSimConfig, rule: DestinationRule | None,
+                    body: str) -> None:
+    """Refuse a create request the way Twilio would (raises TwilioError).
+
+    ``body`` is the body as it would be sent (after Smart Encoding).
+    """
     to = form.get("To") or ""
     sender = form.get("From") or ""
     service = form.get("MessagingServiceSid") or ""
-    body = form.get("Body") or ""
     media = form.getlist("MediaUrl") if hasattr(form, "getlist") else []
     if not to:
         raise TwilioError(21604)
@@ -95,6 +89,8 @@ def validate_create(form: Any, config: TwilioSimConfig, rule: DestinationRule | 
         raise TwilioError(21617)
     if len(media) > MAX_MEDIA_URLS:
         raise TwilioError(21623)
+    if any(not _is_http_url(url) for url in media):
+        raise TwilioError(21620)
     _validate_validity_period(form.get("ValidityPeriod"))
     _validate_callback_url(form.get("StatusCallback"))
     if rule is not None and rule.outcome == "create_error":
@@ -127,8 +123,13 @@ def _validate_validity_period(raw: str | None) -> None:
 
 
 def _validate_callback_url(raw: str | None) -> None:
-    if not raw:
-        return
-    parsed = urlparse(raw)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    if raw and not _is_http_url(raw):
         raise TwilioError(21609, url=raw)
+
+
+def _is_http_url(raw: str) -> bool:
+    try:
+        parsed = urlparse(raw)
+    except ValueError:  # e.g. "http://[::1": an unclosed IPv6 host
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc) and "\x00" not in raw

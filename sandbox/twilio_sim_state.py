@@ -8,6 +8,7 @@ greenlets (the process entry point monkey-patches before building the app).
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 import json
@@ -17,9 +18,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from sandbox.control import RequestLog
+from sandbox.faults import FaultSwitches
+from sandbox.twilio_sim_encoding import smart_encode
+from sandbox.twilio_sim_media import MediaStore, fetch_in_background, media_url
 from sandbox.twilio_sim_model import (
     FINAL_STATUSES,
     PRICE_PER_SEGMENT,
@@ -33,8 +38,9 @@ from sandbox.twilio_sim_model import (
     raw_dlr_done_date,
 )
 from sandbox.twilio_sim_rules import (
+    ENDPOINTS,
+    FAULT_TARGETS,
     DestinationRule,
-    FaultRule,
     lifecycle_steps,
     validate_create,
 )
@@ -76,6 +82,7 @@ class CreateRecord:
     from_: str | None
     messaging_service_sid: str | None
     body: str | None
+    latency_ms: float = 0.0  # added before answering (create_latency_ms and jitter)
     result: str = "created"  # created | error | fault
     sid: str | None = None
     error_code: int | None = None
@@ -121,6 +128,7 @@ class SimState:
     """Everything the simulator knows; safe to use from many threads."""
 
     def __init__(self, config: TwilioSimConfig, clock: Callable[[], float] = time.time):
+        self._initial_config = replace(config)
         self.config = config
         self.clock = clock
         self._lock = threading.RLock()
@@ -131,25 +139,31 @@ class SimState:
         self._creates: list[CreateRecord] = []
         self._inbound_log: list[dict[str, Any]] = []
         self._destinations: dict[str, DestinationRule] = {}
-        self._faults: list[FaultRule] = []
+        self.faults = FaultSwitches(FAULT_TARGETS)
+        self.log = RequestLog(ENDPOINTS)
         self._sticky_senders: dict[str, str] = {}
         self._next_sender = itertools.count()
+        self.media = MediaStore()
+        self._rng = random.Random()
         self.scheduler = Scheduler()
         self.callbacks = CallbackSender(lambda: self.config.auth_token)
 
     # --- control ---------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget messages, logs, faults and destination rules."""
+        """Forget messages, logs, faults and destination rules; restore the config."""
         with self._lock:
+            self.config = replace(self._initial_config)
             self._messages.clear()
             self._outbound.clear()
             self._all.clear()
             self._creates.clear()
             self._inbound_log.clear()
             self._destinations.clear()
-            self._faults.clear()
+            self.faults.clear()
+            self.log.reset()
             self._sticky_senders.clear()
+            self.media.clear()
             self.callbacks.forget_pending()
         log_event("reset")
 
@@ -168,71 +182,66 @@ class SimState:
         with self._lock:
             return [asdict(rule) for rule in self._destinations.values()]
 
-    def add_fault(self, rule: FaultRule) -> None:
-        with self._lock:
-            self._faults.append(rule)
-        log_event("fault_added", **asdict(rule))
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def faults(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [asdict(rule) for rule in self._faults]
-
-    def take_fault(self, target: str) -> FaultRule | None:
-        """The fault that hits this request, if any (counts it as used)."""
-        with self._lock:
-            for rule in self._faults:
-                if rule.target not in (target, "any"):
-                    continue
-                if rule.count is not None and rule.count <= 0:
-                    continue
-                if rule.probability is not None and random.random() >= rule.probability:
-                    continue
-                if rule.count is not None:
-                    rule.count -= 1
-                rule.hits += 1
-                return rule
-        return None
-
     # --- REST: create, fetch, list, cancel -------------------------------
 
-    def record_fault_create(self, form: Any, kind: str, http_status: int) -> None:
+    def record_fault_create(self, form: Any, kind: str, http_status: int | None,
+                            arrived_at: float) -> None:
         """Log a create that a fault answered before anything was created."""
-        record = _create_record(form, self.clock())
+        record = _create_record(form, arrived_at)
         record.result, record.fault, record.http_status = "fault", kind, http_status
         with self._lock:
             self._creates.append(record)
 
-    def create_message(self, form: Any, fault: str | None = None) -> Message:
+    def create_latency_s(self) -> float:
+        """How long this create waits before answering: p50 ``create_latency_ms``, with jitter."""
+        p50, jitter = self.config.create_latency_ms, self.config.latency_jitter_ms
+        if jitter <= 0:
+            return max(p50, 0.0) / 1000
+        return min(max(self._rng.gauss(p50, jitter), 0.0), p50 + 4 * jitter) / 1000
+
+    def create_message(self, form: Any, fault: str | None = None,
+                       arrived_at: float | None = None, latency_ms: float = 0.0) -> Message:
         """Validate a create request like Twilio, store the message, start its lifecycle.
 
-        Raises TwilioError (logged in the creates log) when Twilio would refuse it.
+        ``arrived_at`` is when the request arrived (the creates log keeps it: pacing
+        is measured on arrivals). Raises TwilioError (logged in the creates log)
+        when Twilio would refuse it.
         """
-        record = _create_record(form, self.clock())
-        record.fault = fault
+        record = _create_record(form, self.clock() if arrived_at is None else arrived_at)
+        record.fault, record.latency_ms = fault, round(latency_ms, 1)
+        smart = (form.get("SmartEncoded") or "").lower() == "true"
+        body = smart_encode(form.get("Body") or "") if smart else form.get("Body") or ""
         with self._lock:
             self._creates.append(record)
             rule = self._destinations.get(form.get("To") or "")
             try:
-                validate_create(form, self.config, rule)
+                validate_create(form, self.config, rule, body)
             except TwilioError as exc:
                 record.result, record.error_code, record.http_status = "error", exc.code, exc.status
                 log_event("create_refused", logging.DEBUG, to=mask(record.to), code=exc.code)
                 raise
-            msg = self._new_outbound(form, record.at, rule)
+            msg = self._new_outbound(form, record.at, rule, body)
             record.sid, record.http_status = msg.sid, 201
         log_event("created", logging.DEBUG, sid=msg.sid, to=mask(msg.to), status=msg.status)
         self.scheduler.call_later(self.config.step_delay_s, self._advance, msg.sid)
+        if msg.media_urls:
+            fetch_in_background(msg.media_urls, self.config.media_timeout_s,
+                                self.config.media_fetch_hosts, self._media_recorder(msg))
         return msg
 
-    def _new_outbound(self, form: Any, now: float, rule: DestinationRule | None) -> Message:
+    def _media_recorder(self, msg: Message) -> Callable[[int, dict[str, Any]], None]:
+        def record(index: int, result: dict[str, Any]) -> None:
+            with self._lock:
+                msg.media[index] = result
+            log_event("media_fetched", logging.DEBUG, sid=msg.sid, status=result.get("status"))
+
+        return record
+
+    def _new_outbound(self, form: Any, now: float, rule: DestinationRule | None,
+                      body: str) -> Message:
         service = form.get("MessagingServiceSid") or None
         requested_from = form.get("From") or None
         media = form.getlist("MediaUrl") if hasattr(form, "getlist") else []
-        body = form.get("Body") or ""
         initial = "accepted" if service else "queued"
         msg = Message(
             sid=new_sid("MM" if media else "SM"),
@@ -246,6 +255,8 @@ class SimState:
             requested_from=requested_from,
             messaging_service_sid=service,
             media_urls=list(media),
+            media=[{"url": url, "pending": True} for url in media],
+            requested_body=form.get("Body"),
             status_callback=form.get("StatusCallback") or None,
             provide_feedback=(form.get("ProvideFeedback") or "").lower() == "true",
             # The spec: with a Messaging Service num_segments is "0" until a
@@ -438,12 +449,15 @@ class SimState:
         self._recorder(msg, status)(result)
         return result
 
-    def receive_inbound(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Store an incoming message and post its signed webhook (``repeat`` times)."""
+    def receive_inbound(self, request: dict[str, Any], base_url: str) -> dict[str, Any]:
+        """Store an incoming message and post its signed webhook (``repeat`` times).
+
+        Media items without a ``url`` are hosted by the simulator (under ``base_url``).
+        """
         url = request.get("url") or self.config.inbound_url
         if not url:
             raise ValueError("no inbound url: set TWILIO_SIM_INBOUND_URL or give a url")
-        media = list(request.get("media") or [])
+        media = [dict(item) for item in request.get("media") or []]
         now = self.clock()
         msg = Message(
             sid=new_sid("MM" if media else "SM"),
@@ -457,9 +471,15 @@ class SimState:
             sender=request["from"],
             direction="inbound",
             messaging_service_sid=self.config.messaging_service_sid,
-            media_urls=[item["url"] for item in media],
             num_segments=count_segments(request.get("body") or ""),
         )
+        for item in media:
+            if not item.get("url"):
+                hosted = self.media.host(msg.sid, item)
+                item["url"] = media_url(base_url, self.config.account_sid, msg.sid, hosted.sid)
+                item["sha256"], item["size"] = hashlib.sha256(hosted.data).hexdigest(), len(
+                    hosted.data)
+        msg.media_urls = [item["url"] for item in media]
         params = inbound_params(
             account_sid=self.config.account_sid,
             messaging_service_sid=self.config.messaging_service_sid,
@@ -486,7 +506,10 @@ class SimState:
             sender=mask(msg.sender),
             http_status=attempts[-1].get("http_status"),
         )
-        return {"sid": msg.sid, "params": params, **attempts[-1], "attempts": attempts}
+        hosted_media = [{key: item.get(key) for key in ("url", "content_type", "size", "sha256")}
+                        for item in media]
+        return {"sid": msg.sid, "params": params, **attempts[-1], "attempts": attempts,
+                "media": hosted_media}
 
     # --- control views ------------------------------------------------------
 
@@ -529,7 +552,10 @@ def _message_view(msg: Message) -> dict[str, Any]:
         "from": msg.sender,
         "requested_from": msg.requested_from,
         "body": msg.body,
+        "requested_body": msg.requested_body,
         "media_urls": list(msg.media_urls),
+        "num_media": len(msg.media_urls),
+        "media": [dict(item) for item in msg.media],
         "messaging_service_sid": msg.messaging_service_sid,
         "status_callback": msg.status_callback,
         "status": msg.status,

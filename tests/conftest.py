@@ -125,6 +125,24 @@ def twilio(_simulators):
     return sim
 
 
+@pytest.fixture(scope="session")
+def _dfo_simulator() -> Iterator[object]:
+    from sandbox import dfo_sim
+    from sandbox.server import serve_in_thread
+    from tests.harness import DfoSandbox
+
+    server = serve_in_thread(dfo_sim.create_app(dfo_sim.DfoSimConfig()))
+    yield DfoSandbox(server)
+    server.stop()
+
+
+@pytest.fixture
+def dfo(_dfo_simulator):
+    """The DFO 3.0 simulator, reset for this test (faults, limits and config included)."""
+    _dfo_simulator.reset()
+    return _dfo_simulator
+
+
 @pytest.fixture
 def processes() -> Iterator[list]:
     """Gateway processes started by the test; all stopped at the end (logs kept on failure)."""

@@ -94,6 +94,11 @@ class CxoneSandbox(Simulator):
     def fault(self, **rule: Any) -> None:
         self.post("/_sandbox/faults", rule)
 
+    def upload_file(self, name: str, content_type: str, **content: Any) -> dict[str, Any]:
+        """Serve a test file (needs the CXone token); reply ``attachments=[{"file": name}]``."""
+        body = {"name": name, "content_type": content_type, **content}
+        return self.post("/_sandbox/files", body)  # type: ignore[no-any-return]
+
     def reset(self) -> None:
         self.post("/_sandbox/reset")
 
@@ -119,6 +124,66 @@ class TwilioSandbox(Simulator):
         self.post("/_sandbox/reset")
         self.delete("/_sandbox/destinations")
         self.delete("/_sandbox/faults")
+
+
+@dataclass
+class DfoSandbox(Simulator):
+    """The DFO 3.0 simulator (real-tenant mode); see docs/SANDBOX.md for its control API."""
+
+    def agent_reply(self, text: str, *, channel_id: str = next(iter(defaults.DFO_CHANNELS)),
+                    **fields: Any) -> dict[str, Any]:
+        """Make CXone call the gateway with an agent reply (give customer or threadId)."""
+        body = {"channelId": channel_id, "text": text, **fields}
+        return self.post("/_sandbox/agent-replies", body)  # type: ignore[no-any-return]
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Customer messages the gateway created in CXone."""
+        return self.get("/_sandbox/messages")["items"]  # type: ignore[no-any-return]
+
+    def status_updates(self, message_id: str) -> list[dict[str, Any]]:
+        """Every status PUT for one gateway message id, in order, with the answer status."""
+        items = self.get("/_sandbox/status-updates", params={"id": message_id})["items"]
+        return items  # type: ignore[no-any-return]
+
+    def one_time_token(self, **fields: Any) -> dict[str, Any]:
+        return self.post("/_sandbox/one-time-tokens", fields)  # type: ignore[no-any-return]
+
+    def upload_file(self, name: str, content_type: str, **content: Any) -> dict[str, Any]:
+        """Serve a test file (``text=``, ``size=`` or ``data_base64=``); returns its url, sha256."""
+        body = {"name": name, "content_type": content_type, **content}
+        return self.post("/_sandbox/files", body)  # type: ignore[no-any-return]
+
+    def limits(self) -> dict[str, Any]:
+        return self.get("/_sandbox/limits")  # type: ignore[no-any-return]
+
+    def fault(self, **rule: Any) -> None:
+        self.post("/_sandbox/faults", rule)
+
+    def configure(self, **config: Any) -> None:
+        self.post("/_sandbox/config", config)
+
+    def reset(self) -> None:
+        self.post("/_sandbox/reset")
+
+
+def dfo_gateway_env(dfo: Simulator) -> dict[str, str]:
+    """What a gateway in ``CXONE_MODE=dfo`` needs to talk to the DFO simulator.
+
+    Pass it as overrides to :func:`gateway_env`; the simulator's agent side still
+    needs ``dfo.configure(gateway_url=...)``.
+    """
+    return {
+        "CXONE_MODE": "dfo",
+        "CXONE_ISSUER_URL": dfo.url,
+        "CXONE_DFO_BASE_URL": dfo.url,
+        "CXONE_CLIENT_ID": defaults.CXONE_CLIENT_ID,
+        "CXONE_CLIENT_SECRET": defaults.CXONE_CLIENT_SECRET,
+        "CXONE_ACCESS_KEY_ID": defaults.DFO_ACCESS_KEY_ID,
+        "CXONE_ACCESS_KEY_SECRET": defaults.DFO_ACCESS_KEY_SECRET,
+        "BYOC_CLIENT_ID": defaults.BYOC_CLIENT_ID,
+        "BYOC_CLIENT_SECRET": defaults.BYOC_CLIENT_SECRET,
+        "DFO_CHANNELS": ",".join(f"{cid}={num}" for cid, num in defaults.DFO_CHANNELS.items()),
+    }
 
 
 def gateway_env(database_url: str, cxone: Simulator, twilio: Simulator, *,

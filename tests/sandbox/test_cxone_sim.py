@@ -687,3 +687,54 @@ def _b64(raw: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# --- attachments ----------------------------------------------------------------------
+
+
+def test_reply_attachments_can_point_at_files_that_need_the_token(sim: Sim) -> None:
+    served = sim.control("POST", "/files", 201, json={
+        "name": "label.pdf", "content_type": "application/pdf", "size": 2048})
+    reply = sim.reply(body="", attachments=[
+        {"file": "label.pdf"}, {"url": "https://cdn.example/a.jpg", "contentType": "image/jpeg"}])
+
+    [item] = sim.poll().json()["items"]
+    without = sim.http.get(served["url"], timeout=5)
+    with_token = sim.http.get(served["url"], headers={"Authorization": f"Bearer {sim.token}"},
+                              timeout=5)
+
+    assert item == reply and item["attachments"] == [
+        {"url": served["url"], "contentType": "application/pdf"},
+        {"url": "https://cdn.example/a.jpg", "contentType": "image/jpeg"}]
+    assert served["url"] == f"{sim.url}/_sandbox/files/label.pdf" and served["require_token"]
+    assert without.status_code == 401
+    assert with_token.status_code == 200 and len(with_token.content) == 2048
+    assert with_token.headers["Content-Type"] == "application/pdf"
+    fetches = sim.control("GET", "/files", 200)["items"][0]["fetches"]
+    assert [(f["status"], f["with_token"]) for f in fetches] == [(401, False), (200, True)]
+
+
+@pytest.mark.parametrize("attachments", [
+    [{"file": "missing.pdf"}], [{"url": "ftp://x/a", "contentType": "image/jpeg"}],
+    [{"url": "https://x/a"}], [{"file": "a"}] * 11, "label.pdf",
+])
+def test_bad_reply_attachments_are_refused(sim: Sim, attachments: Any) -> None:
+    response = sim.control("POST", "/replies", json={
+        "from": BUSINESS, "to": CUSTOMER, "body": "x", "attachments": attachments})
+    assert response.status_code in (400, 404)
+    assert sim.poll().json()["items"] == []
+
+
+def test_inbound_attachments_are_readable_through_the_control_api(sim: Sim) -> None:
+    conversation = sim.conversation()
+    pictures = [{"url": "https://gw.example/media/1", "contentType": "image/jpeg"},
+                {"url": "https://gw.example/media/2", "contentType": "image/png"}]
+    posted = sim.api("POST", f"/conversations/{conversation['id']}/messages",
+                     json=_inbound(attachments=pictures, body=""))
+    assert posted.status_code == 201, posted.text
+
+    items = sim.control("GET", "/attachments", 200)["items"]
+    assert [(i["url"], i["contentType"]) for i in items] == [
+        (p["url"], p["contentType"]) for p in pictures]
+    assert {i["messageId"] for i in items} == {posted.json()["id"]}
+    assert items[0]["conversationId"] == conversation["id"]
