@@ -1,12 +1,10 @@
 """Attachments: fetched once, checked, stored in Postgres, served from an unguessable URL.
 
-Only hosts on the allowlist are fetched, every redirect hop is checked again,
-the address a name resolves to must be public (unless ``allow_private``), and
-the connection goes to that very address (TLS still verifies the name), so a
-DNS answer that changes between the check and the connect cannot point the
-gateway somewhere else. Size is enforced while streaming, time over the whole
-fetch. Any refusal is :class:`MediaRejected` with a short reason for the log and
-the FAILED status; nothing is stored unless every attachment passed.
+Only allowlisted origins are fetched, every redirect hop is checked again, a
+name must resolve to public addresses only (unless ``allow_private``) and the
+connection goes to the address checked (TLS still verifies the name), so DNS
+cannot change the answer in between. Size is capped while streaming, time over
+the whole fetch. Any refusal is :class:`MediaRejected` with a short reason.
 """
 
 from __future__ import annotations
@@ -24,7 +22,14 @@ import urllib3
 from urllib3.util import make_headers
 
 from app.errors import PermanentError
-from app.media_urls import Origin, Target, parse_allowed, parse_target
+from app.media_rules import (
+    TWILIO_ACCEPTED_TYPES,
+    Origin,
+    Target,
+    extension,
+    parse_allowed,
+    parse_target,
+)
 from db import media as db_media
 from db.pool import Connection
 
@@ -33,24 +38,9 @@ MMS_MAX_ITEMS = 10
 _CHUNK = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
-# Twilio, "Accepted content types for media",
-# https://www.twilio.com/docs/messaging/guides/accepted-mime-types: these it formats
-# (resizes) for the handset; the rest it accepts for MMS and passes on unchanged.
-TWILIO_FORMATTED_TYPES = frozenset({"image/jpeg", "image/jpg", "image/gif", "image/png"})
-TWILIO_ACCEPTED_TYPES = TWILIO_FORMATTED_TYPES | frozenset({
-    "image/bmp", "image/tiff", "image/heic", "image/heif",
-    "audio/basic", "audio/l24", "audio/mp4", "audio/mpeg", "audio/ogg", "audio/vnd.rn-realaudio",
-    "audio/vnd.wave", "audio/3gpp", "audio/3gpp2", "audio/ac3", "audio/webm", "audio/amr-nb",
-    "audio/amr", "audio/aac",
-    "video/mpeg", "video/mp4", "video/mpeg4", "video/quicktime", "video/webm", "video/3gpp",
-    "video/3gpp2", "video/3gpp-tt", "video/h261", "video/h263", "video/h263-1998",
-    "video/h263-2000", "video/h264",
-    "text/vcard", "text/x-vcard", "text/csv", "text/rtf", "text/richtext", "text/calendar",
-    "text/directory",
-    "application/pdf", "application/vcard", "application/vnd.apple.pkpass",
-})
-
 Resolver = Callable[[str, int], list[str]]
+# HTTP Basic (user, password), or a whole Authorization value such as "Bearer <token>".
+Auth = tuple[str, str] | str
 
 
 class MediaRejected(PermanentError):
@@ -64,7 +54,7 @@ class MediaRejected(PermanentError):
 @dataclass(frozen=True)
 class MediaPolicy:
     """What may be fetched. ``allowed_hosts`` entries: ``host``, ``host:port``, and either
-    with ``http://`` in front to allow plain HTTP (see :func:`app.media_urls.parse_allowed`).
+    with ``http://`` in front to allow plain HTTP (see :mod:`app.media_rules`).
     ``timeout_s`` bounds one fetch, redirects included; ``ca_certs`` is a test seam.
     """
 
@@ -101,7 +91,7 @@ class StoredMedia:
     size: int
 
 
-def fetch_all(urls: Iterable[str], policy: MediaPolicy, *, auth: tuple[str, str] | None = None,
+def fetch_all(urls: Iterable[str], policy: MediaPolicy, *, auth: Auth | None = None,
               resolve: Resolver | None = None) -> list[Fetched]:
     """Every attachment of one message, or :class:`MediaRejected` for the first bad one.
 
@@ -119,12 +109,13 @@ def fetch_all(urls: Iterable[str], policy: MediaPolicy, *, auth: tuple[str, str]
     return fetched
 
 
-def fetch(url: str, policy: MediaPolicy, *, auth: tuple[str, str] | None = None,
+def fetch(url: str, policy: MediaPolicy, *, auth: Auth | None = None,
           resolve: Resolver | None = None, max_bytes: int | None = None) -> Fetched:
     """GET one attachment under ``policy``; raises :class:`MediaRejected`.
 
-    ``auth`` (HTTP Basic) goes only to the origin of ``url`` itself, never to a
-    host a redirect leads to (Twilio's media redirects to a signed CDN URL).
+    ``auth`` goes only to the origin of ``url`` itself, never to a host a
+    redirect leads to (Twilio's media redirects to a signed CDN URL).
+    ``resolve`` (host, port) → addresses is a test seam.
     """
     limit = policy.max_total_bytes if max_bytes is None else min(max_bytes,
                                                                  policy.max_total_bytes)
@@ -136,7 +127,8 @@ def fetch(url: str, policy: MediaPolicy, *, auth: tuple[str, str] | None = None,
         headers = {"Host": target.host_header, "Accept": "*/*", "Accept-Encoding": "identity",
                    "User-Agent": "smsgw-media/1"}
         if auth is not None and target.origin == first:
-            headers.update(make_headers(basic_auth=f"{auth[0]}:{auth[1]}"))
+            headers["Authorization"] = auth if isinstance(auth, str) else \
+                make_headers(basic_auth=f"{auth[0]}:{auth[1]}")["authorization"]
         pool, resp = _open(target, ip, headers, deadline, policy)
         try:
             if resp.status in _REDIRECTS and resp.headers.get("Location"):
@@ -282,22 +274,6 @@ def store(conn: Connection, fetched_items: Iterable[Fetched], *, retention_s: fl
                 retention_s=retention_s)
             stored.append(StoredMedia(media_id, token, item.content_type, len(item.data)))
     return stored
-
-
-_EXTENSIONS = {
-    "image/jpeg": "jpg", "image/jpg": "jpg", "image/png": "png", "image/gif": "gif",
-    "image/bmp": "bmp", "image/tiff": "tiff", "image/heic": "heic", "image/heif": "heif",
-    "video/mp4": "mp4", "video/mpeg": "mpeg", "video/quicktime": "mov", "video/3gpp": "3gp",
-    "audio/mpeg": "mp3", "audio/mp4": "m4a", "audio/ogg": "ogg", "audio/amr": "amr",
-    "text/vcard": "vcf", "text/x-vcard": "vcf", "text/calendar": "ics", "text/csv": "csv",
-    "application/pdf": "pdf",
-}
-
-
-def extension(content_type: str) -> str:
-    """A file extension for ``content_type`` (``.jpg``), or "" when none is usual."""
-    ext = _EXTENSIONS.get(content_type)
-    return f".{ext}" if ext else ""
 
 
 def public_url(base_url: str, stored: StoredMedia) -> str:

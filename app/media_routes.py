@@ -12,7 +12,7 @@ import re
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from app.media import extension
+from app.media_rules import extension
 from db import media as db_media
 
 bp = Blueprint("media", __name__)

@@ -17,9 +17,9 @@ import trustme
 from flask import Flask, Response, redirect, request
 from werkzeug.serving import make_server
 
-from app import media
 from app.media import Fetched, MediaPolicy, MediaRejected, fetch, fetch_all, public_url, store
 from app.media_routes import bp as media_bp
+from app.media_rules import TWILIO_FORMATTED_TYPES
 from db import media as db_media
 from db.pool import Database
 from sandbox.server import RunningServer, serve_in_thread
@@ -223,7 +223,7 @@ def test_declared_6_mb_is_refused_before_reading(a: Origin) -> None:
 
 def test_wrong_content_type_is_refused(a: Origin) -> None:
     rejected("type not allowed: text/html", fetch, a.url("/page.html"), policy(a))
-    images_only = policy(a, allowed_types=media.TWILIO_FORMATTED_TYPES)
+    images_only = policy(a, allowed_types=TWILIO_FORMATTED_TYPES)
     assert fetch(a.url("/photo.png"), images_only).content_type == "image/png"
 
 
@@ -256,6 +256,10 @@ def test_credentials_go_to_the_first_origin_only(a: Origin, b: Origin) -> None:
     assert fetch(url, policy(a, b), auth=("AC123", "secret")).data == PNG
     assert a.seen[0][2] is not None and a.seen[0][2].startswith("Basic ")
     assert b.seen == [("/photo.png", f"127.0.0.1:{b.server.port}", None)]
+    a.seen.clear()
+    b.seen.clear()
+    assert fetch(url, policy(a, b), auth="Bearer cx-token").data == PNG
+    assert a.seen[0][2] == "Bearer cx-token" and b.seen[0][2] is None
 
 
 def test_eleven_attachments_are_refused_before_fetching(a: Origin) -> None:

@@ -1,6 +1,7 @@
-"""Attachment URLs and the fetch allowlist, compared as exact origins (scheme, host, port).
+"""What the media proxy may fetch: allowlisted origins, well-formed URLs, content types.
 
-Allowlist entries (MEDIA_FETCH_ALLOWED_HOSTS): ``host`` allows HTTPS to that host
+Origins compare exactly: scheme, host, port. Allowlist entries
+(MEDIA_FETCH_ALLOWED_HOSTS): ``host`` allows HTTPS to that host
 on port 443 only (an explicit ``:443`` in a URL is the same thing); ``host:port``
 allows HTTPS on exactly that port; ``http://host[:port]`` allows plain HTTP
 (port 80 by default) and is meant for tests and local simulators. Host names
@@ -14,6 +15,23 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
+
+# Twilio, "Accepted content types for media",
+# https://www.twilio.com/docs/messaging/guides/accepted-mime-types: these it formats
+# (resizes) for the handset; the rest it accepts for MMS and passes on unchanged.
+TWILIO_FORMATTED_TYPES = frozenset({"image/jpeg", "image/jpg", "image/gif", "image/png"})
+TWILIO_ACCEPTED_TYPES = TWILIO_FORMATTED_TYPES | frozenset({
+    "image/bmp", "image/tiff", "image/heic", "image/heif",
+    "audio/basic", "audio/l24", "audio/mp4", "audio/mpeg", "audio/ogg", "audio/vnd.rn-realaudio",
+    "audio/vnd.wave", "audio/3gpp", "audio/3gpp2", "audio/ac3", "audio/webm", "audio/amr-nb",
+    "audio/amr", "audio/aac",
+    "video/mpeg", "video/mp4", "video/mpeg4", "video/quicktime", "video/webm", "video/3gpp",
+    "video/3gpp2", "video/3gpp-tt", "video/h261", "video/h263", "video/h263-1998",
+    "video/h263-2000", "video/h264",
+    "text/vcard", "text/x-vcard", "text/csv", "text/rtf", "text/richtext", "text/calendar",
+    "text/directory",
+    "application/pdf", "application/vcard", "application/vnd.apple.pkpass",
+})
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_URL_CHARS = 4096
@@ -123,3 +141,19 @@ def parse_target(url: str, *, base: str | None = None) -> Target:
     if parts.query:
         path += "?" + quote(parts.query, safe=_URL_SAFE)
     return Target(url=url, origin=Origin(scheme, host, port), path=path)
+
+
+_EXTENSIONS = {
+    "image/jpeg": "jpg", "image/jpg": "jpg", "image/png": "png", "image/gif": "gif",
+    "image/bmp": "bmp", "image/tiff": "tiff", "image/heic": "heic", "image/heif": "heif",
+    "video/mp4": "mp4", "video/mpeg": "mpeg", "video/quicktime": "mov", "video/3gpp": "3gp",
+    "audio/mpeg": "mp3", "audio/mp4": "m4a", "audio/ogg": "ogg", "audio/amr": "amr",
+    "text/vcard": "vcf", "text/x-vcard": "vcf", "text/calendar": "ics", "text/csv": "csv",
+    "application/pdf": "pdf",
+}
+
+
+def extension(content_type: str) -> str:
+    """A file extension for ``content_type`` (``.jpg``), or "" when none is usual."""
+    ext = _EXTENSIONS.get(content_type)
+    return f".{ext}" if ext else ""
