@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from app.media import Fetched, MediaPolicy, MediaRejected, fetch, fetch_all, public_url, store
 from app.media_routes import bp as media_bp
-from app.media_rules import TWILIO_FORMATTED_TYPES
+from app.media_rules import TWILIO_FORMATTED_TYPES, parse_target
 from db import media as db_media
 from db.pool import Database
 from sandbox.server import RunningServer, serve_in_thread
@@ -280,6 +280,19 @@ def test_allowlist_entries_are_validated() -> None:
             MediaPolicy(frozenset({bad}))
     parsed = MediaPolicy(frozenset({"API.Twilio.com.", "mms.twiliocdn.com:8443", ""})).origins
     assert {o.display for o in parsed} == {"api.twilio.com:443", "mms.twiliocdn.com:8443"}
+
+
+def test_urls_are_split_for_a_pinned_connection() -> None:
+    t = parse_target("https://API.Twilio.com./2010-04-01/Media/ME1?x=a b&y=é#frag")
+    assert (t.scheme, t.host, t.port, t.host_header) == ("https", "api.twilio.com", 443,
+                                                          "api.twilio.com")
+    assert t.path == "/2010-04-01/Media/ME1?x=a%20b&y=%C3%A9"
+    hop = parse_target("/cdn/file.jpg", base="http://[::1]:8080/media/1")
+    assert (hop.host, hop.port, hop.host_header) == ("::1", 8080, "[::1]:8080")
+    assert parse_target("https://cdn.example:443").host_header == "cdn.example"
+    for bad in ("", "javascript:alert(1)", "https://", "https://ex ample.com/", "x" * 5000):
+        with pytest.raises(ValueError):
+            parse_target(bad)
 
 
 # -- TLS to a pinned address --------------------------------------------------------------
