@@ -295,6 +295,33 @@ CREATE TABLE keyword_messages (
     CONSTRAINT keyword_messages_keyword_check CHECK ((keyword = ANY (ARRAY['opt_out'::text, 'opt_in'::text, 'help'::text])))
 );
 
+CREATE TABLE media (
+    id bigint NOT NULL,
+    token text NOT NULL,
+    direction text NOT NULL,
+    content_type text NOT NULL,
+    data bytea NOT NULL,
+    size integer NOT NULL,
+    sha256 text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT media_check CHECK (((size > 0) AND (size = octet_length(data)))),
+    CONSTRAINT media_content_type_check CHECK (((length(content_type) >= 3) AND (length(content_type) <= 255))),
+    CONSTRAINT media_direction_check CHECK ((direction = ANY (ARRAY['outbound'::text, 'inbound'::text]))),
+    CONSTRAINT media_sha256_check CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT media_token_check CHECK ((token ~ '^[A-Za-z0-9_-]{32,86}$'::text))
+);
+ALTER TABLE ONLY media ALTER COLUMN data SET STORAGE EXTERNAL;
+
+CREATE SEQUENCE media_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE media_id_seq OWNED BY media.id;
+
 CREATE TABLE outbox (
     id bigint NOT NULL,
     kind text NOT NULL,
@@ -423,6 +450,8 @@ ALTER TABLE ONLY consent_history ALTER COLUMN id SET DEFAULT nextval('consent_hi
 
 ALTER TABLE ONLY cxone_status_updates ALTER COLUMN id SET DEFAULT nextval('cxone_status_updates_id_seq'::regclass);
 
+ALTER TABLE ONLY media ALTER COLUMN id SET DEFAULT nextval('media_id_seq'::regclass);
+
 ALTER TABLE ONLY outbox ALTER COLUMN id SET DEFAULT nextval('outbox_id_seq'::regclass);
 
 ALTER TABLE ONLY twilio_receipts ALTER COLUMN id SET DEFAULT nextval('twilio_receipts_id_seq'::regclass);
@@ -453,6 +482,12 @@ ALTER TABLE ONLY inbound_messages
 
 ALTER TABLE ONLY keyword_messages
     ADD CONSTRAINT keyword_messages_pkey PRIMARY KEY (message_sid);
+
+ALTER TABLE ONLY media
+    ADD CONSTRAINT media_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY media
+    ADD CONSTRAINT media_token_key UNIQUE (token);
 
 ALTER TABLE ONLY outbox
     ADD CONSTRAINT outbox_dedupe_key_key UNIQUE (dedupe_key);
@@ -502,6 +537,8 @@ CREATE INDEX cxone_status_updates_pending ON cxone_status_updates USING btree (c
 CREATE INDEX idempotency_keys_expiry ON idempotency_keys USING btree (expires_at);
 
 CREATE INDEX inbound_messages_received ON inbound_messages USING btree (received_at);
+
+CREATE INDEX media_expires_at ON media USING btree (expires_at);
 
 CREATE INDEX outbox_dead ON outbox USING btree (updated_at) WHERE (state = 'dead'::text);
 

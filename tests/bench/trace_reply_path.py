@@ -59,7 +59,8 @@ def main() -> int:
         "TWILIO_ACCOUNT_SID": defaults.TWILIO_ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": defaults.TWILIO_AUTH_TOKEN,
         "TWILIO_MESSAGING_SERVICE_SID": defaults.TWILIO_MESSAGING_SERVICE_SID,
-        "PUBLIC_BASE_URL": "http://127.0.0.1:9", "SENDER_NUMBERS": ",".join(defaults.SENDER_NUMBERS),
+        "PUBLIC_BASE_URL": "http://127.0.0.1:9",
+        "SENDER_NUMBERS": ",".join(defaults.SENDER_NUMBERS),
         "CONSENT_MODE": "opt-out", "SENDER_MPS": "50"})
     services = Services(settings=settings, db=Database(url, max_size=4))
     ctx = JobContext(services=services, worker_id="trace")
@@ -79,7 +80,7 @@ def main() -> int:
             module.Q = recording  # type: ignore[attr-defined]
     touched: set[str] = set()
 
-    def tracer(frame, event, arg):  # noqa: ANN001
+    def tracer(frame, event, arg):
         path = frame.f_code.co_filename
         if path.startswith(str(ROOT)) and "/tests/" not in path and "/sandbox/" not in path \
                 and "/.venv" not in path:
