@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
-from app.inputs import InvalidInput, canonical_phone
+from app.env import ConfigError, Env
 
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}", re.ASCII)
 MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}", re.ASCII)
@@ -27,17 +27,11 @@ DEFAULT_HELP_REPLY = (
 )
 
 CONSENT_MODES = ("opt-in", "opt-out")
-
-T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration variable is missing or malformed."""
-
-    def __init__(self, variable: str, problem: str) -> None:
-        super().__init__(f"{variable} {problem}")
-        self.variable = variable
-        self.problem = problem
+CXONE_MODES = ("open-messaging", "dfo")
+LONG_REPLY_MODES = ("split", "reject")
+# Where Twilio's MediaUrl points (api.twilio.com) and where it redirects to once
+# "Enforce HTTP Auth on Media URLs" is on (docs/CONTENT.md has the sources).
+TWILIO_MEDIA_HOSTS = ("api.twilio.com", "mms.twiliocdn.com", "media.twiliocdn.com")
 
 
 @dataclass(frozen=True)
@@ -83,14 +77,36 @@ class Settings:
     database_pool_size: int = 10
     web_body_timeout_s: float = 10.0
     log_level: str = "INFO"
+    # CXONE_MODE=dfo: a real tenant's DFO 3.0 "Bring Your Own Channel" (docs/contracts).
+    cxone_mode: str = "open-messaging"
+    byoc_client_id: str | None = None
+    byoc_client_secret: str | None = None
+    byoc_token_ttl_s: float = 3600.0
+    cxone_issuer_url: str = "https://cxone.niceincontact.com"
+    cxone_access_key_id: str | None = None
+    cxone_access_key_secret: str | None = None
+    cxone_dfo_base_url: str | None = None
+    dfo_channels: tuple[tuple[str, str], ...] = ()  # (channel id, our number)
+    dfo_duplicate_window_s: float = 120.0
+    # Message content: encoding, long replies, media (docs/CONTENT.md).
+    smart_encoding: bool = True
+    max_segments: int = 10
+    long_reply: str = "split"
+    media_fetch_allowed_hosts: tuple[str, ...] = ()
+    media_retention_s: float = 7 * 86400.0
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def our_numbers(self) -> tuple[str, ...]:
+        """Every number the gateway sends from: the pool and the DFO channels' numbers."""
+        return tuple(dict.fromkeys(self.sender_numbers + tuple(n for _, n in self.dfo_channels)))
 
     @property
     def effective_service_mps(self) -> float:
         """Rate for messages whose sender Twilio picks (DESIGN §5 default rule)."""
         if self.service_mps is not None:
             return self.service_mps
-        return self.sender_mps * max(1, len(self.sender_numbers))
+        return self.sender_mps * max(1, len(self.our_numbers))
 
     @property
     def twilio_ambiguity_window_s(self) -> float:
@@ -113,7 +129,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build and validate settings from ``environ`` (default: ``os.environ``)."""
-        env = _Env(os.environ if environ is None else environ)
+        env = Env(os.environ if environ is None else environ)
         senders = env.number_list("SENDER_NUMBERS")
         settings = cls(
             database_url=env.optional("DATABASE_URL"),
@@ -168,18 +184,52 @@ class Settings:
                                           minimum=0.5, maximum=300),
             log_level=env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
                                  upper=True),
+            cxone_mode=env.choice("CXONE_MODE", CXONE_MODES, cls.cxone_mode),
+            byoc_client_id=env.optional("BYOC_CLIENT_ID"),
+            byoc_client_secret=env.optional("BYOC_CLIENT_SECRET"),
+            byoc_token_ttl_s=env.number("BYOC_TOKEN_TTL_S", cls.byoc_token_ttl_s, float,
+                                        minimum=60, maximum=86400),
+            cxone_issuer_url=env.url("CXONE_ISSUER_URL", cls.cxone_issuer_url),
+            cxone_access_key_id=env.optional("CXONE_ACCESS_KEY_ID"),
+            cxone_access_key_secret=env.optional("CXONE_ACCESS_KEY_SECRET"),
+            cxone_dfo_base_url=env.optional_url("CXONE_DFO_BASE_URL"),
+            dfo_channels=env.channel_map("DFO_CHANNELS"),
+            dfo_duplicate_window_s=env.number("DFO_DUPLICATE_WINDOW_S",
+                                              cls.dfo_duplicate_window_s, float, minimum=1,
+                                              maximum=86400),
+            smart_encoding=env.flag("SMART_ENCODING", cls.smart_encoding),
+            max_segments=env.number("MAX_SEGMENTS", cls.max_segments, int, minimum=1,
+                                    maximum=10),
+            long_reply=env.choice("LONG_REPLY", LONG_REPLY_MODES, cls.long_reply),
+            media_fetch_allowed_hosts=env.host_list("MEDIA_FETCH_ALLOWED_HOSTS") or
+            _default_media_hosts(env),
+            media_retention_s=env.number("MEDIA_RETENTION_S", cls.media_retention_s, float,
+                                         minimum=600),
         )
         if len(set(senders)) != len(senders):
             raise ConfigError("SENDER_NUMBERS", "lists the same number twice")
         if settings.job_lease_s < settings.twilio_timeout_s + 1:
             raise ConfigError("JOB_LEASE_S", "must be longer than TWILIO_TIMEOUT_S "
                               "(a send must finish within its lease)")
+        if settings.cxone_mode == "dfo":
+            for name in ("BYOC_CLIENT_ID", "BYOC_CLIENT_SECRET", "CXONE_ACCESS_KEY_ID",
+                         "CXONE_ACCESS_KEY_SECRET"):
+                env.required(name)  # required in dfo mode: CXone cannot connect without them
         return settings
+
+
+def _default_media_hosts(env: Env) -> tuple[str, ...]:
+    """The CXone API host (attachments of agent replies) and Twilio's media hosts."""
+    hosts = [urlsplit(env.url("CXONE_API_BASE_URL", Settings.cxone_api_base_url)).netloc]
+    dfo = env.optional_url("CXONE_DFO_BASE_URL")
+    if dfo:
+        hosts.append(urlsplit(dfo).netloc)
+    return tuple(dict.fromkeys(hosts + list(TWILIO_MEDIA_HOSTS)))
 
 
 def database_url_from_env(environ: Mapping[str, str] | None = None) -> str | None:
     """Only ``DATABASE_URL``: what ``python -m db`` needs, without the gateway's secrets."""
-    env = _Env(os.environ if environ is None else environ)
+    env = Env(os.environ if environ is None else environ)
     return env.optional("DATABASE_URL")
 
 
@@ -205,85 +255,3 @@ def exit_on_config_error(program: str) -> Iterator[None]:
     except EmbeddedUnavailable as exc:
         print(f"{program}: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(78) from None
-
-
-class _Env:
-    """Typed reads of one environment mapping; empty strings count as unset."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-
-    def optional(self, name: str) -> str | None:
-        value = self.environ.get(name, "").strip()
-        return value or None
-
-    def required(self, name: str) -> str:
-        value = self.optional(name)
-        if value is None:
-            raise ConfigError(name, "is required but not set")
-        return value
-
-    def matching(self, name: str, pattern: re.Pattern[str], shape: str) -> str:
-        value = self.required(name)
-        if not pattern.fullmatch(value):
-            raise ConfigError(name, f"must be {shape} (got {_preview(value)})")
-        return value
-
-    def url(self, name: str, default: str | None) -> str:
-        value = self.optional(name)
-        if value is None:
-            if default is None:
-                raise ConfigError(name, "is required but not set")
-            return default
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(name, f"must be an http(s) URL (got {_preview(value)})")
-        if parts.query or parts.fragment:
-            raise ConfigError(name, "must not contain a query or fragment")
-        return value.rstrip("/")
-
-    def number_list(self, name: str) -> tuple[str, ...]:
-        value = self.optional(name)
-        if value is None:
-            return ()
-        numbers = []
-        for part in (p.strip() for p in value.split(",")):
-            if not part:
-                continue
-            try:
-                numbers.append(canonical_phone(part))
-            except InvalidInput:
-                raise ConfigError(name, f"entry {_preview(part)} is not an E.164 number "
-                                        "like +14155550100") from None
-        return tuple(numbers)
-
-    def number(self, name: str, default: T, kind: Callable[[str], T], *,
-               minimum: float | None = None, maximum: float | None = None) -> T:
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        try:
-            value = kind(raw)
-        except ValueError:
-            label = "an integer" if kind is int else "a number"
-            raise ConfigError(name, f"must be {label} (got {_preview(raw)})") from None
-        if minimum is not None and value < minimum:  # type: ignore[operator]
-            raise ConfigError(name, f"must be at least {minimum} (got {raw})")
-        if maximum is not None and value > maximum:  # type: ignore[operator]
-            raise ConfigError(name, f"must be at most {maximum} (got {raw})")
-        return value
-
-    def choice(self, name: str, allowed: tuple[str, ...], default: str, *,
-               upper: bool = False) -> str:
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        value = raw.upper() if upper else raw.lower()
-        if value not in allowed:
-            raise ConfigError(name, f"must be one of {', '.join(allowed)} (got {_preview(raw)})")
-        return value
-
-
-def _preview(value: str) -> str:
-    """Show enough of a bad value to recognise it, never a whole secret."""
-    return repr(value if len(value) <= 12 else value[:8] + "…")

@@ -78,7 +78,7 @@ def record_inbound_text(conn: Connection, settings: Settings, text: InboundText)
 def is_our_number(settings: Settings, number: str) -> bool:
     """True when ``number`` is one of the gateway's senders (any, when none are listed:
     Twilio then picks senders from the Messaging Service and we cannot tell)."""
-    return not settings.sender_numbers or number in settings.sender_numbers
+    return not settings.our_numbers or number in settings.our_numbers
 
 
 def _enqueue_help_reply(conn: Connection, settings: Settings, text: InboundText) -> None:

@@ -40,7 +40,8 @@ class Pace:
 
     sender: str | None
     key: str
-    rate: float  # segments per second
+    rate: float  # segments per second (or calls per second)
+    burst: int = 1  # a limit that allows bursts (CXone's per-contact limit: 250)
 
     @property
     def spacing_s(self) -> float:
@@ -52,6 +53,9 @@ class Pace:
 
     @property
     def tolerance_s(self) -> float:
+        """How early the start clock may be taken: a burst's worth, or the window rule's."""
+        if self.burst > 1:
+            return (self.burst - 1) * self.spacing_s
         return tolerance(self.rate)
 
 
@@ -59,7 +63,7 @@ def pace_for(settings: Settings, job: SendJob) -> Pace:
     """A number of the pool paces under itself (SENDER_MPS); anything else under the
     Messaging Service, whose sender Twilio picks (SERVICE_MPS)."""
     wanted = job.wanted_sender
-    if wanted in settings.sender_numbers:
+    if wanted in settings.our_numbers:
         return Pace(wanted, f"sender:{wanted}", settings.sender_mps)
     return Pace(None, f"service:{settings.twilio_messaging_service_sid}",
                 settings.effective_service_mps)
@@ -128,12 +132,25 @@ def take_turn(conn: Connection, pace: Pace, start: KeyStart, *, job_id: int, cla
 
     ``slot`` is the job's booked slot (None: never booked, so it is booked now).
     """
-    row = conn.execute(Q["pacing.take"], {
-        "key": pace.key, "weight_s": pace.weight_s(segments), "tolerance_s": pace.tolerance_s,
-        "booked": slot is not None, "slot": slot, "job_id": job_id, "claims": claims,
-        "idem_key": start.key, "message_id": start.message_id, "to": start.to,
-        "from": start.from_, "ttl_s": start.ttl_s,
-    }).fetchone()
+    return _take(conn, pace, {
+        "weight_s": pace.weight_s(segments), "booked": slot is not None, "slot": slot,
+        "job_id": job_id, "claims": claims, "idem_key": start.key,
+        "message_id": start.message_id, "to": start.to, "from": start.from_,
+        "ttl_s": start.ttl_s})
+
+
+def take_call_turn(conn: Connection, pace: Pace) -> Turn:
+    """A call to an outside API under a client-side limit (DFO's per contact and per
+    tenant): now, or when to try again. Nothing is booked."""
+    return _take(conn, pace, {
+        "weight_s": pace.spacing_s, "booked": True, "slot": None, "job_id": None,
+        "claims": None, "idem_key": None, "message_id": None, "to": None, "from": None,
+        "ttl_s": 0})
+
+
+def _take(conn: Connection, pace: Pace, params: dict[str, Any]) -> Turn:
+    row = conn.execute(Q["pacing.take"], {"key": pace.key, "tolerance_s": pace.tolerance_s,
+                                          **params}).fetchone()
     assert row is not None
     return Turn(started=bool(row["started"]), key_started_at=row["key_started_at"],
                 come_back_at=row["come_back_at"], db_now=row["db_now"],

@@ -116,6 +116,8 @@ class _JsonProvider(DefaultJSONProvider):
 
 def _register_blueprints(app: Flask) -> None:
     from app.admin import bp as admin_bp
+    from app.byoc import bp as byoc_bp
+    from app.byoc_actions import bp as byoc_actions_bp
     from app.health import bp as health_bp
     from app.push import bp as push_bp
     from app.webhooks import bp as webhooks_bp
@@ -124,6 +126,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(push_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(byoc_bp)
+    app.register_blueprint(byoc_actions_bp)
 
 
 def _register_error_handlers(app: Flask) -> None:

@@ -195,6 +195,22 @@ CREATE SEQUENCE audit_log_id_seq
 
 ALTER SEQUENCE audit_log_id_seq OWNED BY audit_log.id;
 
+CREATE TABLE byoc_pending_adds (
+    nonce text NOT NULL,
+    access_token text NOT NULL,
+    brand_id text,
+    user_id text,
+    back_url text NOT NULL,
+    expires_at timestamp with time zone NOT NULL
+);
+
+CREATE TABLE byoc_tokens (
+    token_hash text NOT NULL,
+    client_id text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL
+);
+
 CREATE TABLE consent (
     phone_number text NOT NULL,
     scope text DEFAULT '*'::text NOT NULL,
@@ -263,6 +279,22 @@ CREATE SEQUENCE cxone_status_updates_id_seq
     CACHE 1;
 
 ALTER SEQUENCE cxone_status_updates_id_seq OWNED BY cxone_status_updates.id;
+
+CREATE TABLE dfo_channels (
+    channel_id text NOT NULL,
+    number text NOT NULL,
+    name text,
+    brand_id text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+CREATE TABLE dfo_replies (
+    message_id text NOT NULL,
+    channel_id text NOT NULL,
+    thread_id text NOT NULL,
+    fingerprint text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
 
 CREATE TABLE idempotency_keys (
     key text NOT NULL,
@@ -459,6 +491,12 @@ ALTER TABLE ONLY twilio_receipts ALTER COLUMN id SET DEFAULT nextval('twilio_rec
 ALTER TABLE ONLY audit_log
     ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY byoc_pending_adds
+    ADD CONSTRAINT byoc_pending_adds_pkey PRIMARY KEY (nonce);
+
+ALTER TABLE ONLY byoc_tokens
+    ADD CONSTRAINT byoc_tokens_pkey PRIMARY KEY (token_hash);
+
 ALTER TABLE ONLY consent_history
     ADD CONSTRAINT consent_history_pkey PRIMARY KEY (id);
 
@@ -473,6 +511,12 @@ ALTER TABLE ONLY cxone_message_status
 
 ALTER TABLE ONLY cxone_status_updates
     ADD CONSTRAINT cxone_status_updates_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY dfo_channels
+    ADD CONSTRAINT dfo_channels_pkey PRIMARY KEY (channel_id);
+
+ALTER TABLE ONLY dfo_replies
+    ADD CONSTRAINT dfo_replies_pkey PRIMARY KEY (message_id);
 
 ALTER TABLE ONLY idempotency_keys
     ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (key);
@@ -528,11 +572,19 @@ CREATE INDEX audit_log_phone ON audit_log USING btree (phone_number, id) WHERE (
 
 CREATE INDEX audit_log_sid ON audit_log USING btree (twilio_message_sid, id) WHERE (twilio_message_sid IS NOT NULL);
 
+CREATE INDEX byoc_tokens_expiry ON byoc_tokens USING btree (expires_at);
+
 CREATE INDEX consent_history_number ON consent_history USING btree (phone_number, id);
 
 CREATE INDEX cxone_status_updates_finished ON cxone_status_updates USING btree (finished_at) WHERE (finished_at IS NOT NULL);
 
 CREATE INDEX cxone_status_updates_pending ON cxone_status_updates USING btree (cxone_message_id, id) WHERE (finished_at IS NULL);
+
+CREATE INDEX dfo_channels_number ON dfo_channels USING btree (number);
+
+CREATE INDEX dfo_replies_created ON dfo_replies USING btree (created_at);
+
+CREATE INDEX dfo_replies_fingerprint ON dfo_replies USING btree (fingerprint, created_at);
 
 CREATE INDEX idempotency_keys_expiry ON idempotency_keys USING btree (expires_at);
 

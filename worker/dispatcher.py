@@ -19,8 +19,11 @@ import gevent.pool
 
 from app import metrics
 from app.errors import AuthenticationFailed, DatabaseUnavailable, PermanentError, TransientError
+from app.jobs import Kind, SendJob
 from app.logs import event
 from app.retry import RetryPolicy
+from app.status_sync import queue_report
+from app.statuses import failed_report
 from db import audit, outbox
 from db.outbox import Job
 from db.pool import Connection
@@ -149,6 +152,7 @@ class Dispatcher:
                   error=str(exc))
             outcome = Reschedule(run_at=job.db_now + timedelta(seconds=AUTH_RETRY_S),
                                  reason="credentials rejected")
+            self.ctx.roles.failed(role, str(exc))  # /readyz shows refused credentials
         except PermanentError as exc:
             outcome = Bury(error=str(exc))
         except TransientError as exc:
@@ -193,6 +197,8 @@ class Dispatcher:
                 ok = _write_outcome(conn, job, outcome)
                 if ok and isinstance(outcome, Retry | Bury):
                     _audit_failure(conn, job, outcome)
+                if ok and isinstance(outcome, Bury):
+                    self._report_give_up(conn, job)
         except DatabaseUnavailable as exc:
             # The lease runs out and the job is claimed again: nothing is lost.
             event(log, "job.outcome_not_written", logging.WARNING, job_id=job.id,
@@ -204,6 +210,17 @@ class Dispatcher:
             metrics.DEAD_LETTERS.labels(job.kind).inc()
             event(log, "job.dead", logging.ERROR, job_id=job.id, kind=job.kind,
                   error=outcome.error)
+
+
+    def _report_give_up(self, conn: Connection, job: Job) -> None:
+        """A reply that dead-letters ends FAILED (gateway_gave_up) where the CXone dialect
+        says so (DFO); elsewhere it waits for an operator's replay or discard."""
+        if job.kind != Kind.SEND or not self.ctx.services.cxone.reports_give_up:
+            return
+        send = SendJob.from_payload(job.payload)
+        if send.purpose == "reply" and send.message_id:
+            queue_report(conn, send.message_id, failed_report(
+                "gateway_gave_up", "the gateway gave up sending this message"))
 
 
 def _audit_failure(conn: Connection, job: Job, outcome: Retry | Bury) -> None:

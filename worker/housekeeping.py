@@ -49,6 +49,10 @@ def retention_plan(services: Services) -> list[tuple[str, float]]:
         ("housekeeping.old_status_updates", s.dedupe_retention_s),
         ("housekeeping.old_heartbeats", WEEK_S),
         ("housekeeping.idle_throttle_keys", WEEK_S),
+        ("housekeeping.expired_byoc_tokens", 0.0),
+        ("housekeeping.old_dfo_replies", s.dedupe_retention_s),
+        ("housekeeping.expired_pending_adds", 0.0),
+        ("media.delete_expired", 0.0),
     ]
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 
+from app.callbacks import channel_for_number
 from app.cxone import InboundPost, Posted
 from app.jobs import InboundJob
 from app.logs import event
 from db import audit, cxone_state, messages
 from db.outbox import Job
 from db.pool import Database
-from worker.jobs import Done, JobContext, Outcome
+from worker.jobs import Done, JobContext, Outcome, wait_for_call_turn
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,13 @@ def handle_cxone_inbound(ctx: JobContext, job: Job) -> Outcome:
     text = InboundJob.from_payload(job.payload)
     post = InboundPost(sid=text.sid, from_=text.from_, to=text.to, body=text.body,
                        media=text.media)
-    posted = ctx.services.cxone.post_inbound(post, DbThreads(ctx.db))
+    cxone = ctx.services.cxone
+    wait = wait_for_call_turn(ctx, cxone.thread_of(post))
+    if wait is not None:
+        return wait
+    with ctx.db.connection() as conn:
+        channel_id = channel_for_number(conn, ctx.settings, post.to)
+    posted = cxone.post_inbound(post, DbThreads(ctx.db), channel_id=channel_id)
     _record_posted(ctx, post, posted)
     return Done()
 

@@ -74,6 +74,27 @@ class Bury:
 
 Outcome = Done | Handled | Reschedule | Retry | Bury
 
+# A call turn at most this far away is waited for in the greenlet; a later one sends
+# the job back to the queue until then.
+CALL_HOLD_MAX_S = 1.0
+
+
+def wait_for_call_turn(ctx: JobContext, thread: str | None) -> Reschedule | None:
+    """Respect the CXone dialect's client-side limits (DFO: per contact and per tenant)
+    before a call about ``thread``; None when the call may go now."""
+    from app.pacing import take_call_turn
+
+    for pace in ctx.services.cxone.call_paces(thread):
+        while True:
+            with ctx.db.connection() as conn:
+                turn = take_call_turn(conn, pace)
+            if turn.started:
+                break
+            wait = (turn.come_back_at - turn.db_now).total_seconds()
+            if wait > CALL_HOLD_MAX_S or not ctx.sleep(wait):
+                return Reschedule(run_at=turn.come_back_at, reason=f"paced ({pace.key})")
+    return None
+
 
 def iso(value: datetime) -> str:
     return value.isoformat()

@@ -19,7 +19,7 @@ from app.logs import event
 from app.statuses import cxone_moves_forward
 from db import cxone_state
 from db.outbox import Job
-from worker.jobs import Done, JobContext, Outcome
+from worker.jobs import Done, JobContext, Outcome, wait_for_call_turn
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,12 @@ def handle_cxone_status(ctx: JobContext, job: Job) -> Outcome:
         if not cxone_moves_forward(current, row["status"]):
             _finish(ctx, row, "skipped", current)
             continue
+        wait = wait_for_call_turn(ctx, row["thread_id"])
+        if wait is not None:
+            return wait  # the rest of the reports stay pending
         try:
             said = ctx.services.cxone.report_status(message_id, _report(row),
-                                                    channel_id=row.get("channel_id"))
+                                                    channel_id=row["channel_id"])
         except NotFound:
             _finish(ctx, row, "not_found", current)
             event(log, "cxone.update_not_found", logging.WARNING, message_id=message_id,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from app.config import Settings
+    from app.pacing import Pace
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class CxonePort(Protocol):
 
     mode: str
     polls: bool  # True when replies are fetched with a cursor (else CXone pushes them)
+    reports_give_up: bool  # CXone hears FAILED (gateway_gave_up) when a send dead-letters
 
     def fetch_replies(self, cursor: str | None, page_size: int) -> ReplyPage:
         """The next page of new agent replies after ``cursor``."""
@@ -117,6 +119,14 @@ class CxonePort(Protocol):
         """File a customer's text into the right CXone conversation."""
         ...
 
+    def thread_of(self, post: InboundPost) -> str | None:
+        """The thread an inbound text is filed under, when the dialect names it itself."""
+        ...
+
+    def call_paces(self, thread: str | None) -> list[Pace]:
+        """Client-side limits a call about ``thread`` counts against (none: unlimited)."""
+        ...
+
     def problem(self) -> str | None:
         """Why calls to CXone cannot work right now (credentials refused), or None."""
         ...
@@ -124,6 +134,10 @@ class CxonePort(Protocol):
 
 def build_cxone(settings: Settings) -> CxonePort:
     """The adapter for CXONE_MODE."""
+    if settings.cxone_mode == "dfo":
+        from app.cxone.dfo import Dfo
+
+        return Dfo(settings)
     from app.cxone.open_messaging import OpenMessaging
 
     return OpenMessaging(settings)

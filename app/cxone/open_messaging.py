@@ -27,6 +27,7 @@ from app.cxone import (
 from app.errors import AuthenticationFailed, Conflict, NotFound, TransientError
 from app.inputs import InvalidInput, canonical_phone, external_id, text
 from app.logs import event
+from app.pacing import Pace
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class OpenMessaging:
 
     mode = "open-messaging"
     polls = True
+    reports_give_up = False  # a dead letter is the operator's call (replay or discard)
 
     def __init__(self, settings: Settings, *, pool_size: int = 32) -> None:
         self.settings = settings
@@ -93,6 +95,12 @@ class OpenMessaging:
                           conversation_id=_answer_id(answer.get("conversationId"),
                                                      "conversation id") or conversation_id)
         raise Conflict("cxone inbound: conversations kept closing under us")
+
+    def thread_of(self, post: InboundPost) -> str | None:
+        return None  # threading is ours: the customer's open conversation (post_inbound)
+
+    def call_paces(self, thread: str | None) -> list[Pace]:
+        return []  # the contract publishes no client-side limits
 
     def problem(self) -> str | None:
         refused = self.tokens.refused

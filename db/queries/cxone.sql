@@ -31,9 +31,12 @@ SELECT smsgw_queue_status_report(%(kind)s, %(message_id)s, %(status)s, %(reason_
 -- name: pending_status_updates
 -- The updates still to push for one message, oldest first, with what CXone was
 -- last told (NULL: nothing yet).
+-- A DFO reply also carries its channel and thread (dfo_replies); NULL otherwise.
 SELECT u.*, (SELECT status FROM cxone_message_status
-             WHERE cxone_message_id = %(message_id)s) AS current_status
+             WHERE cxone_message_id = %(message_id)s) AS current_status,
+       d.channel_id, d.thread_id
 FROM cxone_status_updates u
+LEFT JOIN dfo_replies d ON d.message_id = u.cxone_message_id
 WHERE u.cxone_message_id = %(message_id)s AND u.finished_at IS NULL ORDER BY u.id;
 
 -- name: finish_status_update

@@ -41,3 +41,19 @@ DELETE FROM throttle_state WHERE key IN (
     WHERE updated_at < now() - %(retention_s)s * interval '1 second'
       AND tat < now()
     LIMIT %(batch)s);
+
+-- name: expired_byoc_tokens
+DELETE FROM byoc_tokens WHERE token_hash IN (
+    SELECT token_hash FROM byoc_tokens WHERE expires_at < now() LIMIT %(batch)s);
+
+-- name: old_dfo_replies
+-- A DFO reply's registry row (its channel, for status PUTs; its fingerprint, for
+-- retries) outlives its messages' receipts by the dedupe retention.
+DELETE FROM dfo_replies WHERE message_id IN (
+    SELECT message_id FROM dfo_replies
+    WHERE created_at < now() - %(retention_s)s * interval '1 second'
+    LIMIT %(batch)s);
+
+-- name: expired_pending_adds
+DELETE FROM byoc_pending_adds WHERE nonce IN (
+    SELECT nonce FROM byoc_pending_adds WHERE expires_at < now() LIMIT %(batch)s);

@@ -74,7 +74,7 @@ WITH turn AS (
                                        started_at, expires_at)
     SELECT %(idem_key)s, %(message_id)s, 'in_flight', %(to)s, %(from)s, now(),
            now() + %(ttl_s)s * interval '1 second'
-    WHERE (SELECT started FROM turn)
+    WHERE (SELECT started FROM turn) AND %(idem_key)s::text IS NOT NULL
     ON CONFLICT (key) DO UPDATE SET
         state = 'in_flight', started_at = now(), from_number = EXCLUDED.from_number,
         expires_at = EXCLUDED.expires_at

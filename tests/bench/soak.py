@@ -17,6 +17,7 @@ a short version runs in the default test suite (tests/e2e/test_soak.py).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -37,6 +38,7 @@ if str(ROOT) not in sys.path:
 from db import migrate  # noqa: E402
 from tests.harness import (  # noqa: E402
     Process,
+    dfo_gateway_env,
     free_port,
     gateway_env,
     start_process,
@@ -47,6 +49,7 @@ from tests.harness import (  # noqa: E402
 from tests.pg_instance import PrivatePostgres  # noqa: E402
 
 SENDERS = ("+18005550100", "+18005550101", "+18005550102", "+18005550103")
+DFO_CHANNELS = ",".join(f"chat_soak_{n}={number}" for n, number in enumerate(SENDERS))
 FINAL = ("DELIVERED", "UNDELIVERABLE", "FAILED")
 
 
@@ -99,8 +102,14 @@ class _Sim:
 
 def run_soak(*, replies: int = 3000, texts: int = 200, feed_seconds: float = 120.0,
              kill_every_s: tuple[float, float] = (4.0, 9.0), settle_timeout_s: float = 300.0,
-             seed: int | None = None, log: Any = print) -> SoakReport:
-    """Run the soak; returns the report (``report.clean`` when nothing went wrong)."""
+             seed: int | None = None, log: Any = print, mode: str = "open-messaging"
+             ) -> SoakReport:
+    """Run the soak; returns the report (``report.clean`` when nothing went wrong).
+
+    ``mode`` is the CXone dialect: ``open-messaging`` (the CXone simulator's feed) or
+    ``dfo`` (the DFO simulator calls the gateway's integration box, retrying a failed
+    callback as CXone does).
+    """
     rng = random.Random(seed)
     report = SoakReport(replies=replies)
     started = time.monotonic()
@@ -110,27 +119,30 @@ def run_soak(*, replies: int = 3000, texts: int = 200, feed_seconds: float = 120
     try:
         url = pg.create_database("smsgw")
         migrate.migrate(url)
-        sim_env = {**os.environ, "TWILIO_SIM_STEP_DELAY_MS": "40",
-                   "SENDER_NUMBERS": ",".join(SENDERS)}
-        cx, tw = _Sim("cxone", sim_env), _Sim("twilio", sim_env)
-        processes += [cx.process, tw.process]
         web_port = free_port()
+        sim_env = {**os.environ, "TWILIO_SIM_STEP_DELAY_MS": "40",
+                   "SENDER_NUMBERS": ",".join(SENDERS), "DFO_CHANNELS": DFO_CHANNELS,
+                   "DFO_SIM_GATEWAY_URL": f"http://127.0.0.1:{web_port}"}
+        cx, tw = _Sim("cxone" if mode != "dfo" else "dfo", sim_env), _Sim("twilio", sim_env)
+        processes += [cx.process, tw.process]
+        dfo_env = dfo_gateway_env(cx) | {"DFO_CHANNELS": DFO_CHANNELS} if mode == "dfo" else {}
         env = gateway_env(url, cx, tw, public_base_url=f"http://127.0.0.1:{web_port}",
                           SENDER_NUMBERS=",".join(SENDERS), SENDER_MPS="25",
                           CONSENT_MODE="opt-out", POLL_INTERVAL_S="0.5",
                           RECONCILE_SENT_AFTER_S="5", RECONCILE_PENDING_AFTER_S="20",
                           TWILIO_TIMEOUT_S="2", JOB_LEASE_S="8", RETRY_BASE_S="0.5",
-                          RETRY_MAX_S="4", RETRY_30008_DELAY_S="2", LOG_LEVEL="WARNING")
+                          RETRY_MAX_S="4", RETRY_30008_DELAY_S="2", LOG_LEVEL="WARNING",
+                          **dfo_env)
         tw.post("/_sandbox/config", {"inbound_url": f"http://127.0.0.1:{web_port}/twilio/inbound"})
         plan = _plan_destinations(replies, rng)
         for number, rule in plan.items():
             if rule:
                 tw.post("/_sandbox/destinations", {"to": number, **rule})
-        _inject_faults(cx, tw)
+        (_inject_dfo_faults if mode == "dfo" else _inject_faults)(cx, tw)
         gateway = _Gateway(env, web_port)
         expected: dict[str, str] = {}
-        feeder = threading.Thread(target=_feed, args=(cx, plan, expected, feed_seconds, rng),
-                                  daemon=True)
+        feeder = threading.Thread(target=_feed_dfo if mode == "dfo" else _feed,
+                                  args=(cx, plan, expected, feed_seconds, rng), daemon=True)
         texter_results: list[tuple[str, str]] = []
         texter = threading.Thread(target=_text, args=(tw, texts, feed_seconds, rng,
                                                       texter_results), daemon=True)
@@ -151,8 +163,12 @@ def run_soak(*, replies: int = 3000, texts: int = 200, feed_seconds: float = 120
         texter.join()
         _clear_faults(cx, tw)
         log(f"soak: fed {len(expected)} replies and {len(texter_results)} texts; settling")
-        _settle(cx, expected, settle_timeout_s)
-        _check(report, cx, tw, expected, texter_results)
+        if mode == "dfo":
+            _settle_dfo(cx, expected, settle_timeout_s)
+            _check_dfo(report, cx, tw, expected, texter_results)
+        else:
+            _settle(cx, expected, settle_timeout_s)
+            _check(report, cx, tw, expected, texter_results)
         if not report.clean:
             report.examples += _diagnose(url, report.examples)
     finally:
@@ -298,6 +314,88 @@ def _check(report: SoakReport, cx: _Sim, tw: _Sim, expected: dict[str, str],
     report.examples = report.examples[:20]
 
 
+# -- DFO mode -----------------------------------------------------------------------------
+
+DFO_FINAL = {"DELIVERED": "delivered", "UNDELIVERABLE": "failed"}
+
+
+def _inject_dfo_faults(dfo: _Sim, tw: _Sim) -> None:
+    for kind, p in (("429", 0.02), ("500", 0.01), ("503", 0.01), ("drop_after_accept", 0.01)):
+        tw.post("/_sandbox/faults", {"target": "create", "kind": kind, "probability": p})
+    for target in ("fetch", "list"):
+        tw.post("/_sandbox/faults", {"target": target, "kind": "500", "probability": 0.05})
+    dfo.post("/_sandbox/faults", {"target": "status", "status": 500, "probability": 0.03})
+    dfo.post("/_sandbox/faults", {"target": "status", "status": 429, "probability": 0.02,
+                                  "retry_after": 1})
+    dfo.post("/_sandbox/faults", {"target": "status", "drop": True, "probability": 0.01})
+    dfo.post("/_sandbox/faults", {"target": "create", "status": 503, "probability": 0.03})
+
+
+def _feed_dfo(dfo: _Sim, plan: dict[str, dict[str, Any]], expected: dict[str, str],
+              seconds: float, rng: random.Random) -> None:
+    """CXone calls the gateway with each agent reply; a callback that fails (the web
+    process was just killed) is tried again, as CXone retries."""
+    numbers = list(plan)
+    start = time.monotonic()
+    channels = [entry.split("=")[0] for entry in DFO_CHANNELS.split(",")]
+    for i, number in enumerate(numbers):
+        body = {"channelId": channels[rng.randrange(len(channels))], "customer": number,
+                "text": f"soak {number}"}
+        for _ in range(30):
+            try:
+                answer = dfo.post("/_sandbox/agent-replies", body)
+            except requests.RequestException:
+                answer = {}
+            if answer.get("status") == 200 and answer.get("messageId"):
+                want = "UNDELIVERABLE" if plan[number].get("outcome") else "DELIVERED"
+                expected[answer["messageId"]] = want
+                break
+            time.sleep(0.5)
+        due = start + seconds * (i + 1) / len(numbers)
+        time.sleep(max(0.0, due - time.monotonic()))
+
+
+def _accepted_statuses(dfo: _Sim, message_id: str) -> list[str]:
+    updates = dfo.get(f"/_sandbox/outbound/{message_id}").get("statusUpdates", [])
+    return [u["body"]["status"] for u in updates if u["response_status"] in (200, 204)]
+
+
+def _settle_dfo(dfo: _Sim, expected: dict[str, str], timeout: float) -> None:
+    def settled() -> bool:
+        return all(_accepted_statuses(dfo, i) for i in expected)
+
+    try:
+        wait_for(settled, timeout=timeout, interval=2.0, message="every reply final in CXone")
+    except AssertionError:
+        pass
+
+
+def _check_dfo(report: SoakReport, dfo: _Sim, tw: _Sim, expected: dict[str, str],
+               texts: list[tuple[str, str]]) -> None:
+    sent_bodies = Counter(m["body"] for m in tw.get("/_sandbox/messages")["messages"])
+    outbound = {m["id"]: m for m in dfo.get("/_sandbox/outbound")["items"]}
+    for message_id, want in expected.items():
+        thread = outbound.get(message_id, {}).get("threadId", "")
+        copies = sent_bodies.get(f"soak +{thread.rpartition('_')[2]}", 0)
+        if copies == 0:
+            report.lost += 1
+            report.examples.append(f"lost {message_id}")
+        elif copies > 1:
+            report.duplicated += 1
+            report.examples.append(f"sent {copies}x {message_id}")
+        shown = [s for s, _ in itertools.groupby(_accepted_statuses(dfo, message_id))]
+        if shown != [DFO_FINAL[want]]:
+            report.wrong_final_status += 1
+            report.examples.append(f"{message_id} showed {shown}, want {DFO_FINAL[want]}")
+    created = Counter(m["idOnExternalPlatform"] for m in dfo.get("/_sandbox/messages")["items"])
+    report.texts_acknowledged = len(texts)
+    for sid, _body in texts:
+        if created.get(sid, 0) == 0:
+            report.texts_lost += 1
+            report.examples.append(f"text {sid} never reached CXone")
+    report.examples = report.examples[:20]
+
+
 def _diagnose(url: str, examples: list[str]) -> list[str]:
     """What the database knows about the first few problem messages."""
     import psycopg
@@ -327,9 +425,11 @@ def main() -> int:
     parser.add_argument("--feed-seconds", type=float, default=180.0)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--cxone-mode", choices=["open-messaging", "dfo"],
+                        default="open-messaging")
     args = parser.parse_args()
     report = run_soak(replies=args.replies, texts=args.texts, feed_seconds=args.feed_seconds,
-                      seed=args.seed)
+                      seed=args.seed, mode=args.cxone_mode)
     data = asdict(report) | {"clean": report.clean}
     print(json.dumps(data, indent=2))
     if args.json:

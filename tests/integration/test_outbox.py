@@ -109,15 +109,15 @@ def test_retry_counts_attempts_and_delays(db: Database) -> None:
     assert again.attempts == 1 and again.last_error == "boom"
 
 
-def test_reschedule_merges_payload_without_counting_a_failure(db: Database) -> None:
+def test_reschedule_runs_again_later_without_counting_a_failure(db: Database) -> None:
     _enqueue(db, "m1")
     [job] = _claim(db)
     with db.connection() as conn:
-        assert outbox.reschedule(conn, job, run_at=job.db_now + timedelta(seconds=0.2),
-                                 patch={"slot": "x"})
+        assert outbox.reschedule(conn, job, run_at=job.db_now + timedelta(seconds=0.2))
+    assert _claim(db) == []
     time.sleep(0.3)
     [again] = _claim(db)
-    assert again.attempts == 0 and again.payload == {"key": "m1", "slot": "x"}
+    assert again.attempts == 0 and again.payload == {"key": "m1"}
 
 
 def test_bury_moves_to_dead_letters(db: Database) -> None:

@@ -82,7 +82,8 @@ def test_turns_follow_the_start_clock_not_the_answer(db: Database) -> None:
         early = _take(conn, pace)
         assert not early.started
         wait = (early.come_back_at - early.db_now).total_seconds()
-        assert 0.24 <= wait <= 0.25  # booked one spacing after the first start
+        # Booked one spacing after the first start (less the time between the two takes).
+        assert 0.15 <= wait <= 0.25
         time.sleep(wait)
         assert _take(conn, pace, slot=early.come_back_at).started
 
