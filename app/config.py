@@ -94,6 +94,7 @@ class Settings:
     long_reply: str = "split"
     media_fetch_allowed_hosts: tuple[str, ...] = ()
     media_retention_s: float = 7 * 86400.0
+    media_fetch_allow_private: bool = False  # the sandbox fetches from 127.0.0.1
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -205,6 +206,8 @@ class Settings:
             _default_media_hosts(env),
             media_retention_s=env.number("MEDIA_RETENTION_S", cls.media_retention_s, float,
                                          minimum=600),
+            media_fetch_allow_private=env.flag("MEDIA_FETCH_ALLOW_PRIVATE",
+                                               cls.media_fetch_allow_private),
         )
         if len(set(senders)) != len(senders):
             raise ConfigError("SENDER_NUMBERS", "lists the same number twice")

@@ -26,8 +26,6 @@ TWILIO_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}", re.ASCII)
 MAX_ID = 200
 MAX_PHONE_INPUT = 40
 MAX_JSON_DEPTH = 32
-# C0 controls except tab, newline and carriage return; DEL and the C1 controls.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class InvalidInput(ValueError):
@@ -84,21 +82,22 @@ def is_twilio_sid(value: Any) -> bool:
 
 
 def text(value: Any, field: str, *, max_length: int, allow_empty: bool = True) -> str:
-    """A text from outside: no control characters (tab and line breaks are fine), valid
-    Unicode (no lone surrogates), at most ``max_length`` characters."""
+    """A text from outside, in NFC (one form, so it hashes and counts the same however it
+    was typed): no control characters (tab and line breaks are fine), valid Unicode (no
+    lone surrogates), at most ``max_length`` characters (app/content.py clean_text)."""
+    from app.content import InvalidText, clean_text
+
     if not isinstance(value, str):
         raise InvalidInput(field, "must be a string")
-    if not allow_empty and not value.strip():
-        raise InvalidInput(field, "is empty")
-    if len(value) > max_length:
+    if len(value) > 4 * max_length:  # far too long even before normalising: no scan
         raise InvalidInput(field, f"is longer than {max_length} characters")
-    if _CONTROL.search(value):
-        raise InvalidInput(field, "contains control characters")
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(field, "is not valid Unicode") from None
-    return value
+        cleaned = clean_text(value, field=field, max_chars=max_length)
+    except InvalidText as exc:
+        raise InvalidInput(field, exc.reason) from None
+    if not allow_empty and not cleaned.strip():
+        raise InvalidInput(field, "is empty")
+    return cleaned
 
 
 def parse_json(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:

@@ -18,6 +18,7 @@ class Kind(StrEnum):
     SEND = "send_sms"  # one SMS to Twilio (an agent reply, or our HELP answer)
     CXONE_STATUS = "cxone_status"  # push a message's pending status reports to CXone
     CXONE_INBOUND = "cxone_inbound"  # post a customer's text into CXone
+    FETCH_MEDIA = "fetch_media"  # keep an agent reply's attachments before its slot comes
     REJECTED = "rejected"  # a marker, never run: this reply was refused at the edge
 
 
@@ -40,6 +41,7 @@ class SendJob:
     in_reply_to: str | None = None  # a HELP answer: the inbound MessageSid
     redispatch_of: str | None = None  # the SID whose 30008/30022 made this dispatch
     lookup_first: bool = False  # a replayed dead letter: ask Twilio before creating
+    parts: tuple[str, ...] = ()  # a long reply's parts, in order (empty: the body alone)
 
     kind = Kind.SEND
 
@@ -62,6 +64,11 @@ class SendJob:
     def wanted_sender(self) -> str | None:
         """The sender this dispatch should use, if it is one of ours."""
         return self.sender if self.sender_chosen else self.from_
+
+    @property
+    def bodies(self) -> tuple[str, ...]:
+        """What is sent, one SMS each: the parts of a long reply, or the body."""
+        return self.parts or (self.body,)
 
     def redispatched(self, *, sender: str | None, after_sid: str) -> SendJob:
         """The next dispatch of this message, from ``sender`` (30008/30022)."""
@@ -98,6 +105,33 @@ class StatusJob:
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> StatusJob:
+        return _from_payload(cls, data)
+
+
+@dataclass(frozen=True)
+class MediaJob:
+    """Fetch an agent reply's attachments now and keep them (app/media_service.py); the
+    reply's send job waits behind it (same ordering key)."""
+
+    message_id: str
+    urls: tuple[str, ...]
+    conversation_id: str
+
+    kind = Kind.FETCH_MEDIA
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"media:{self.message_id}"
+
+    @property
+    def ordering_key(self) -> str:
+        return f"conv:{self.conversation_id}"  # the send job's: it runs after this one
+
+    def payload(self) -> dict[str, Any]:
+        return _to_payload(self)
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> MediaJob:
         return _from_payload(cls, data)
 
 

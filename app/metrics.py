@@ -48,6 +48,9 @@ DEAD_LETTERS = Counter(
     "smsgw_dead_letters_total", "Jobs moved to the dead-letter state", ["kind"])
 JOBS = Counter(
     "smsgw_jobs_total", "Jobs run by the worker, by kind and result", ["kind", "result"])
+SEGMENTS = Counter(
+    "smsgw_segments_total", "SMS segments handed to Twilio, by encoding (what carriers bill)",
+    ["encoding"])
 CXONE_UPDATES = Counter(
     "smsgw_cxone_updates_total", "CXone status updates by status and result",
     ["status", "result"])
@@ -136,7 +139,7 @@ def render(services: Any) -> tuple[bytes, str]:
     else:
         for collector in (OUTSIDE_CALL_SECONDS, SENDS, RECEIPTS, WEBHOOK_SECONDS, THROTTLE_WAITS,
                           THROTTLE_WAIT_SECONDS, CONSENT_CHANGES, DEAD_LETTERS, JOBS,
-                          CXONE_UPDATES):
+                          CXONE_UPDATES, SEGMENTS):
             registry.register(collector)
     registry.register(QueueCollector(services))  # type: ignore[arg-type]
     return generate_latest(registry), CONTENT_TYPE_LATEST

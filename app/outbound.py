@@ -8,10 +8,12 @@ sends are booked on their senders' pacing slots in the same transaction.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from app.config import Settings
+from app.content import fits, segmentation, split_reply
 from app.cxone import InvalidReply, OutboundReply
-from app.jobs import Kind, SendJob
+from app.jobs import Kind, MediaJob, SendJob
 from app.logs import event
 from app.pacing import book
 from app.status_sync import queue_report
@@ -21,12 +23,34 @@ from db.pool import Connection
 
 log = logging.getLogger(__name__)
 
+# Twilio refuses a body over 1,600 characters (21617).
+MAX_SMS_CHARS = 1600
 
-def send_job(reply: OutboundReply, source: str) -> SendJob:
-    """The send job of an agent reply."""
+
+def send_job(reply: OutboundReply, source: str, settings: Settings) -> SendJob:
+    """The send job of an agent reply; a reply longer than one SMS may be (1,600
+    characters or MAX_SEGMENTS segments) is split at word boundaries into parts sent in
+    order, or refused as too_long (LONG_REPLY=reject)."""
+    limits: dict[str, Any] = {"max_chars": MAX_SMS_CHARS,
+                              "max_segments": settings.max_segments,
+                              "smart": settings.smart_encoding}
+    parts: tuple[str, ...] = ()
+    if not fits(reply.body, **limits):
+        if settings.long_reply == "reject":
+            raise InvalidReply("body", f"is longer than one SMS may be ({MAX_SMS_CHARS} "
+                               f"characters or {settings.max_segments} segments)",
+                               reply.message_id, code="too_long")
+        parts = tuple(split_reply(reply.body, **limits))
     return SendJob(to=reply.to, body=reply.body, message_id=reply.message_id,
                    conversation_id=reply.conversation_id, from_=reply.from_,
-                   media_urls=reply.media_urls, channel_id=reply.channel_id, source=source)
+                   media_urls=reply.media_urls, channel_id=reply.channel_id, source=source,
+                   parts=parts)
+
+
+def segments_of(job: SendJob, settings: Settings) -> int:
+    """How many segments a send job puts on its sender (what pacing weighs)."""
+    return sum(segmentation(body, smart=settings.smart_encoding).segments
+               for body in job.bodies)
 
 
 def enqueue_replies(conn: Connection, settings: Settings, replies: list[OutboundReply], *,
@@ -34,15 +58,29 @@ def enqueue_replies(conn: Connection, settings: Settings, replies: list[Outbound
     """Enqueue send jobs (once per message id), book their pacing slots; how many were new.
 
     Two statements for a whole page: the jobs (with their audit entries), the booking.
+    A reply with attachments gets a media job first, which fetches them at once; its
+    send job waits behind it.
     """
-    jobs = [send_job(reply, source) for reply in replies]
-    new = outbox.enqueue_many(conn, [
-        outbox.Audited(job, reply.message_id, reply.to, {"conversation_id": reply.conversation_id})
-        for job, reply in zip(jobs, replies, strict=True)],
-        audit_event="message.enqueued", source=source)
+    items: list[outbox.Audited] = []
+    jobs: list[SendJob] = []
+    for reply in replies:
+        try:
+            job = send_job(reply, source, settings)
+        except InvalidReply as error:
+            reject_reply(conn, error, source=source)
+            continue
+        if job.media_urls:
+            items.append(outbox.Audited(MediaJob(reply.message_id, job.media_urls,
+                                                 reply.conversation_id)))
+        items.append(outbox.Audited(job, reply.message_id, reply.to,
+                                    {"conversation_id": reply.conversation_id,
+                                     "parts": len(job.bodies)}))
+        jobs.append(job)
+    new = outbox.enqueue_many(conn, items, audit_event="message.enqueued", source=source)
     # Sender rows before conversation rows: the lock order every writer keeps.
     fresh = {job.dedupe_key: job for job in jobs if job.dedupe_key in new}  # once each
-    book(conn, settings, [(new[key], job) for key, job in fresh.items()])
+    book(conn, settings, [(new[key], job) for key, job in fresh.items()],
+         {new[key]: segments_of(job, settings) for key, job in fresh.items()})
     for reply in replies:
         if reply.from_:
             # Threading: the customer's answer to this business number belongs here.
@@ -65,4 +103,4 @@ def reject_reply(conn: Connection, error: InvalidReply, *, source: str) -> None:
     audit.append(conn, "message.rejected", source=source, message_id=error.message_id,
                  to_state="FAILED", reason=f"{error.field} {error.reason}")
     queue_report(conn, error.message_id,
-                 failed_report("invalid_message", f"{error.field} {error.reason}"))
+                 failed_report(error.code, f"{error.field} {error.reason}"))

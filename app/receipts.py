@@ -123,6 +123,8 @@ def _next_dispatch(conn: Connection, settings: Settings,
     if facts is None or facts["purpose"] != "reply" or not facts["mapped"] \
             or facts["final"] or facts["job_payload"] is None:
         return None
+    if facts["parts"] > 1:
+        return None  # a part of a long reply is not sent again alone: the failure stands
     job = SendJob.from_payload(facts["job_payload"])
     if facts["job_state"] == "queued":
         return Redispatch(job, live=True)

@@ -106,7 +106,8 @@ class TwilioPort(Protocol):
     """What the core needs from Twilio (TwilioGateway; tests use an in-memory fake)."""
 
     def create_message(self, *, to: str, body: str, from_: str | None = None,
-                       media_urls: list[str] | None = None) -> TwilioMessage: ...
+                       media_urls: list[str] | None = None,
+                       smart_encoded: bool = False) -> TwilioMessage: ...
     def fetch_message(self, sid: str) -> TwilioMessage: ...
     def find_messages(self, *, to: str, from_: str | None, since: datetime,
                       limit: int = 100) -> list[TwilioMessage]: ...
@@ -130,13 +131,20 @@ class TwilioGateway:
         return self.client.api.v2010.accounts(self.settings.twilio_account_sid).messages
 
     def create_message(self, *, to: str, body: str, from_: str | None = None,
-                       media_urls: list[str] | None = None) -> TwilioMessage:
-        """Send one SMS through the Messaging Service (``From`` only when it is in the pool)."""
+                       media_urls: list[str] | None = None,
+                       smart_encoded: bool = False) -> TwilioMessage:
+        """Send one SMS through the Messaging Service (``From`` only when it is in the pool).
+
+        ``smart_encoded``: Twilio replaces the characters that would turn a GSM-7 body
+        into UCS-2 (curly quotes and the like), so it costs fewer segments.
+        """
         params: dict[str, Any] = {
             "to": to, "body": body,
             "messaging_service_sid": self.settings.twilio_messaging_service_sid,
             "status_callback": self.settings.receipts_url,
         }
+        if smart_encoded:
+            params["smart_encoded"] = True
         if from_:
             params["from_"] = from_
         if media_urls:

@@ -119,6 +119,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.byoc import bp as byoc_bp
     from app.byoc_actions import bp as byoc_actions_bp
     from app.health import bp as health_bp
+    from app.media_routes import bp as media_bp
     from app.push import bp as push_bp
     from app.webhooks import bp as webhooks_bp
 
@@ -128,6 +129,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(byoc_bp)
     app.register_blueprint(byoc_actions_bp)
+    app.register_blueprint(media_bp)
 
 
 def _register_error_handlers(app: Flask) -> None:

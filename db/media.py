@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psycopg.types.json import Jsonb
+
 from db.pool import Connection
 from db.queries import Q
 
@@ -42,3 +44,10 @@ def delete_expired(conn: Connection, *, batch: int) -> int:
     """Delete up to ``batch`` expired files; returns how many went (housekeeping loops on it)."""
     cur = conn.execute(Q["media.delete_expired"], {"batch": batch})
     return cur.rowcount
+
+
+def keep_reply_media(conn: Connection, message_id: str, *, media: list[dict[str, str]],
+                     rejected: str | None) -> None:
+    """Record an agent reply's stored attachments (public URLs), or why they were refused."""
+    conn.execute(Q["media.keep_reply_media"], {"message_id": message_id, "media": Jsonb(media),
+                                               "rejected": rejected})

@@ -52,12 +52,12 @@ def enqueue(conn: Connection, job: Enqueueable, *, run_at: datetime | None = Non
 
 @dataclass(frozen=True)
 class Audited:
-    """A job to enqueue with the audit entry its arrival writes."""
+    """A job to enqueue, with the audit entry its arrival writes (none without a message)."""
 
     job: Enqueueable
-    message_id: str | None
-    phone: str | None
-    details: dict[str, Any]
+    message_id: str | None = None
+    phone: str | None = None
+    details: dict[str, Any] | None = None
 
 
 def enqueue_many(conn: Connection, items: list[Audited], *, audit_event: str,
@@ -68,7 +68,8 @@ def enqueue_many(conn: Connection, items: list[Audited], *, audit_event: str,
         return {}
     spec = [{"ord": n, "kind": str(i.job.kind), "dedupe_key": i.job.dedupe_key,
              "payload": i.job.payload(), "ordering_key": i.job.ordering_key,
-             "message_id": i.message_id, "phone": i.phone, "details": i.details}
+             "message_id": i.message_id, "phone": i.phone, "details": i.details or {},
+             "audit": i.message_id is not None}
             for n, i in enumerate(items)]
     rows = conn.execute(Q["outbox.enqueue_many"], {"jobs": Jsonb(spec),
                                                    "audit_event": audit_event,

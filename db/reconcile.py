@@ -15,8 +15,8 @@ def stale_sent(conn: Connection, after_s: float, limit: int) -> list[dict[str, A
     return conn.execute(Q["reconcile.stale_sent"], {"after_s": after_s, "limit": limit}).fetchall()
 
 
-def mark_reconciled(conn: Connection, sid: str) -> None:
-    conn.execute(Q["reconcile.mark_reconciled"], {"sid": sid})
+def mark_reconciled(conn: Connection, message_id: str) -> None:
+    conn.execute(Q["reconcile.mark_reconciled"], {"message_id": message_id})
 
 
 def expire_no_receipt(conn: Connection, max_age_s: float) -> list[dict[str, Any]]:

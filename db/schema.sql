@@ -14,6 +14,79 @@ BEGIN
 END;
 $$;
 
+CREATE TABLE twilio_messages (
+    sid text NOT NULL,
+    cxone_message_id text,
+    cxone_conversation_id text,
+    purpose text DEFAULT 'reply'::text NOT NULL,
+    dispatch integer DEFAULT 1 NOT NULL,
+    to_number text NOT NULL,
+    from_number text,
+    status text NOT NULL,
+    error_code integer,
+    adopted boolean DEFAULT false NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    status_rank smallint DEFAULT 0 NOT NULL,
+    final boolean DEFAULT false NOT NULL,
+    report_to text,
+    part smallint DEFAULT 1 NOT NULL,
+    parts smallint DEFAULT 1 NOT NULL,
+    segments smallint,
+    encoding text,
+    final_report jsonb,
+    CONSTRAINT twilio_messages_purpose_check CHECK ((purpose = ANY (ARRAY['reply'::text, 'help'::text])))
+);
+
+CREATE FUNCTION smsgw_apply_part_receipt(m twilio_messages, p_status text, p_error integer, p_from text, p_report_status text, p_reason_code text, p_reason_message text, p_status_kind text) RETURNS TABLE(result text, cxone_message_id text, to_number text, from_number text, purpose text, dispatch integer, previous_status text, mapped boolean)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_mapped BOOLEAN;
+    v_final RECORD;
+BEGIN
+    SELECT EXISTS (SELECT 1 FROM sms_gateway_state s
+                   WHERE s.cxone_message_id = m.cxone_message_id AND s.direction = 'OUTBOUND'
+                     AND s.attempts = m.dispatch) INTO v_mapped;
+    UPDATE sms_gateway_state s SET twilio_status = p_status, updated_at = now(),
+        from_number = COALESCE(p_from, s.from_number)
+    WHERE s.twilio_message_sid = m.sid;
+    IF p_report_status IS NULL OR NOT v_mapped OR m.report_to IS NULL THEN
+        RETURN QUERY SELECT 'applied', m.cxone_message_id, m.to_number,
+                            COALESCE(p_from, m.from_number), m.purpose, m.dispatch, m.status,
+                            v_mapped;
+        RETURN;
+    END IF;
+    UPDATE twilio_messages t SET final_report = jsonb_build_object(
+        'status', p_report_status, 'code', p_reason_code, 'message', p_reason_message,
+        'twilio_status', p_status, 'error', p_error)
+    WHERE t.sid = m.sid;
+    PERFORM pg_advisory_xact_lock(hashtext('parts:' || m.cxone_message_id));
+    IF (SELECT count(*) FROM twilio_messages t
+        WHERE t.cxone_message_id = m.cxone_message_id AND t.dispatch = m.dispatch
+          AND t.final_report IS NOT NULL) < m.parts
+       OR EXISTS (SELECT 1 FROM sms_gateway_state s
+                  WHERE s.cxone_message_id = m.cxone_message_id AND s.direction = 'OUTBOUND'
+                    AND s.outcome IS NOT NULL) THEN
+        RETURN QUERY SELECT 'applied', m.cxone_message_id, m.to_number,
+                            COALESCE(p_from, m.from_number), m.purpose, m.dispatch, m.status,
+                            v_mapped;
+        RETURN;
+    END IF;
+    SELECT t.final_report AS r INTO v_final FROM twilio_messages t
+    WHERE t.cxone_message_id = m.cxone_message_id AND t.dispatch = m.dispatch
+    ORDER BY (t.final_report->>'status' = 'DELIVERED'), t.part LIMIT 1;
+    UPDATE sms_gateway_state s SET outcome = v_final.r->>'twilio_status', final_at = now(),
+        error_code = (v_final.r->>'error')::INTEGER, updated_at = now()
+    WHERE s.cxone_message_id = m.cxone_message_id AND s.direction = 'OUTBOUND';
+    PERFORM smsgw_queue_status_report(p_status_kind, m.report_to, v_final.r->>'status',
+                                      v_final.r->>'code', v_final.r->>'message', NULL, NULL);
+    RETURN QUERY SELECT 'final', m.cxone_message_id, m.to_number,
+                        COALESCE(p_from, m.from_number), m.purpose, m.dispatch, m.status,
+                        v_mapped;
+END;
+$$;
+
 CREATE FUNCTION smsgw_apply_receipt(p_sid text, p_status text, p_rank integer, p_final boolean, p_error integer, p_from text, p_source text, p_receipt_id bigint, p_report_status text, p_reason_code text, p_reason_message text, p_status_kind text) RETURNS TABLE(result text, cxone_message_id text, to_number text, from_number text, purpose text, dispatch integer, previous_status text, mapped boolean)
     LANGUAGE plpgsql
     AS $$
@@ -55,6 +128,11 @@ BEGIN
                            reason, source)
     VALUES ('message.status', m.cxone_message_id, p_sid, m.status, p_status,
             p_error::TEXT, p_source);
+    IF m.parts > 1 THEN
+        RETURN QUERY SELECT * FROM smsgw_apply_part_receipt(m, p_status, p_error, p_from,
+            p_report_status, p_reason_code, p_reason_message, p_status_kind);
+        RETURN;
+    END IF;
     UPDATE sms_gateway_state s SET twilio_status = p_status,
         error_code = COALESCE(p_error, s.error_code),
         from_number = COALESCE(p_from, s.from_number),
@@ -124,7 +202,7 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION smsgw_record_sent(p_sid text, p_status text, p_status_rank integer, p_message_id text, p_conversation_id text, p_purpose text, p_dispatch integer, p_to text, p_from text, p_adopted boolean, p_idempotency_key text, p_report_to text, p_report_status text, p_status_kind text, p_job_id bigint, p_job_claims integer, p_audit_event text, p_audit_details jsonb) RETURNS TABLE(completed boolean, receipts_waiting boolean)
+CREATE FUNCTION smsgw_record_sent(p_sid text, p_status text, p_status_rank integer, p_message_id text, p_conversation_id text, p_purpose text, p_dispatch integer, p_to text, p_from text, p_adopted boolean, p_idempotency_key text, p_report_to text, p_report_status text, p_status_kind text, p_job_id bigint, p_job_claims integer, p_audit_event text, p_audit_details jsonb, p_part integer, p_parts integer, p_segments integer, p_encoding text, p_complete boolean) RETURNS TABLE(completed boolean, receipts_waiting boolean)
     LANGUAGE plpgsql
     AS $$
 BEGIN
@@ -134,11 +212,13 @@ BEGIN
     WHERE key = p_idempotency_key;
     INSERT INTO twilio_messages (sid, cxone_message_id, cxone_conversation_id, purpose,
                                  dispatch, to_number, from_number, status, status_rank,
-                                 adopted, report_to)
+                                 adopted, report_to, part, parts, segments, encoding)
     VALUES (p_sid, p_message_id, p_conversation_id, p_purpose, p_dispatch, p_to, p_from,
-            p_status, p_status_rank, p_adopted, p_report_to)
+            p_status, p_status_rank, p_adopted, p_report_to, p_part, p_parts, p_segments,
+            p_encoding)
     ON CONFLICT (sid) DO NOTHING;
-    IF p_report_to IS NOT NULL AND p_conversation_id IS NOT NULL THEN
+    -- A long reply sent in parts is mapped (and reported SENT) by its first part.
+    IF p_report_to IS NOT NULL AND p_conversation_id IS NOT NULL AND p_part = 1 THEN
         INSERT INTO sms_gateway_state AS s (cxone_conversation_id, cxone_message_id,
             twilio_message_sid, twilio_status, direction, to_number, from_number, attempts)
         VALUES (p_conversation_id, p_report_to, p_sid, p_status, 'OUTBOUND', p_to, p_from,
@@ -166,7 +246,8 @@ BEGIN
     INSERT INTO audit_log (event, cxone_message_id, twilio_message_sid, phone_number,
                            to_state, source, details)
     VALUES (p_audit_event, p_message_id, p_sid, p_to, p_status, 'worker', p_audit_details);
-    RETURN QUERY SELECT smsgw_complete_job(p_job_id, p_job_claims),
+    RETURN QUERY SELECT CASE WHEN p_complete THEN smsgw_complete_job(p_job_id, p_job_claims)
+                             ELSE TRUE END,
         EXISTS (SELECT 1 FROM twilio_receipts r
                 WHERE r.message_sid = p_sid AND r.applied_at IS NULL);
 END;
@@ -354,6 +435,13 @@ CREATE SEQUENCE media_id_seq
 
 ALTER SEQUENCE media_id_seq OWNED BY media.id;
 
+CREATE TABLE message_media (
+    message_id text NOT NULL,
+    media jsonb DEFAULT '[]'::jsonb NOT NULL,
+    rejected text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE outbox (
     id bigint NOT NULL,
     kind text NOT NULL,
@@ -424,25 +512,6 @@ CREATE TABLE throttle_state (
     last_start_at timestamp with time zone
 )
 WITH (fillfactor='50', autovacuum_vacuum_scale_factor='0.05');
-
-CREATE TABLE twilio_messages (
-    sid text NOT NULL,
-    cxone_message_id text,
-    cxone_conversation_id text,
-    purpose text DEFAULT 'reply'::text NOT NULL,
-    dispatch integer DEFAULT 1 NOT NULL,
-    to_number text NOT NULL,
-    from_number text,
-    status text NOT NULL,
-    error_code integer,
-    adopted boolean DEFAULT false NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    status_rank smallint DEFAULT 0 NOT NULL,
-    final boolean DEFAULT false NOT NULL,
-    report_to text,
-    CONSTRAINT twilio_messages_purpose_check CHECK ((purpose = ANY (ARRAY['reply'::text, 'help'::text])))
-);
 
 CREATE TABLE twilio_receipts (
     id bigint NOT NULL,
@@ -533,6 +602,9 @@ ALTER TABLE ONLY media
 ALTER TABLE ONLY media
     ADD CONSTRAINT media_token_key UNIQUE (token);
 
+ALTER TABLE ONLY message_media
+    ADD CONSTRAINT message_media_pkey PRIMARY KEY (message_id);
+
 ALTER TABLE ONLY outbox
     ADD CONSTRAINT outbox_dedupe_key_key UNIQUE (dedupe_key);
 
@@ -605,6 +677,8 @@ CREATE INDEX sms_gateway_state_awaiting_receipt ON sms_gateway_state USING btree
 CREATE INDEX sms_gateway_state_message ON sms_gateway_state USING btree (cxone_message_id);
 
 CREATE INDEX twilio_messages_message ON twilio_messages USING btree (cxone_message_id);
+
+CREATE INDEX twilio_messages_parts ON twilio_messages USING btree (cxone_message_id, dispatch) WHERE (parts > 1);
 
 CREATE INDEX twilio_receipts_received ON twilio_receipts USING btree (received_at);
 

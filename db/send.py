@@ -23,24 +23,43 @@ def key_for(message_id: str, body: str, to: str, dispatch: int = 1) -> str:
 
 
 @dataclass(frozen=True)
+class KeyState:
+    """An idempotency key's row: in_flight, sent or failed."""
+
+    state: str
+    sid: str | None
+    started_at: datetime | None
+    result: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class SendFacts:
-    """What decides a send: consent, how many dispatches are mapped, the key's state."""
+    """What decides a send: consent, what this dispatch created already, attachments kept
+    for it, and its idempotency keys' states."""
 
     consent: str | None
     mapped_dispatches: int | None
-    key_state: str | None  # None | in_flight | sent | failed
-    key_sid: str | None
-    key_started_at: datetime | None
-    key_result: dict[str, Any] | None
+    created_parts: int  # SIDs this dispatch has (a long reply has one per part)
+    media: dict[str, Any] | None  # {"media": [{url, content_type}], "rejected": reason}
+    keys: dict[str, KeyState]
 
 
-def before_send(conn: Connection, *, message_id: str | None, to: str, key: str,
-                details: dict[str, Any]) -> SendFacts:
-    """Audit the claim; read consent, mapped dispatches and the idempotency key (one row)."""
-    row = conn.execute(Q["send.before_send"], {"message_id": message_id, "to": to, "key": key,
-                                               "details": Jsonb(details)}).fetchone()
+def before_send(conn: Connection, *, message_id: str | None, to: str, dispatch: int,
+                keys: list[str], details: dict[str, Any]) -> SendFacts:
+    """Audit the claim; read consent, what was created, media and keys (one row)."""
+    row = conn.execute(Q["send.before_send"], {
+        "message_id": message_id, "to": to, "dispatch": dispatch, "keys": keys,
+        "details": Jsonb(details)}).fetchone()
     assert row is not None
-    return SendFacts(**row)
+    states = {k: KeyState(state=v["state"], sid=v["sid"],
+                          started_at=_time(v["started_at"]), result=v["result"])
+              for k, v in (row["keys"] or {}).items()}
+    return SendFacts(consent=row["consent"], mapped_dispatches=row["mapped_dispatches"],
+                     created_parts=int(row["created_parts"]), media=row["media"], keys=states)
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def finish_key(conn: Connection, key: str, *, state: str, sid: str | None,

@@ -26,7 +26,8 @@ class FakeTwilio:
     on_create: Callable[[TwilioMessage], None] | None = None
 
     def create_message(self, *, to: str, body: str, from_: str | None = None,
-                       media_urls: list[str] | None = None) -> TwilioMessage:
+                       media_urls: list[str] | None = None,
+                       smart_encoded: bool = False) -> TwilioMessage:
         message = TwilioMessage(sid="SM" + uuid.uuid4().hex, status="accepted", to=to,
                                 from_=from_, body=body, error_code=None,
                                 date_created=datetime.now(UTC))

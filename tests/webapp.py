@@ -72,7 +72,8 @@ def sent_message(url: str, *, status: str = "accepted", message_id: str | None =
                          dispatch=1, to=CUSTOMER, **{"from": BUSINESS}, adopted=False,
                          idempotency_key=f"key-{sid}", report_to=message_id, report_status=None,
                          status_kind=Kind.CXONE_STATUS, job_id=job_id, job_claims=1,
-                         audit_event="send.created", audit_details={})
+                         audit_event="send.created", audit_details={}, part=1, parts=1,
+                         segments=1, encoding="GSM-7", complete=True)
     return sid, message_id
 
 

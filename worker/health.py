@@ -18,7 +18,7 @@ from app.jobs import Kind
 
 # The role each job kind reports under.
 JOB_ROLES = {Kind.SEND.value: "sender", Kind.CXONE_STATUS.value: "status_sync",
-             Kind.CXONE_INBOUND.value: "inbound_post"}
+             Kind.CXONE_INBOUND.value: "inbound_post", Kind.FETCH_MEDIA.value: "media"}
 MAX_ERROR = 200
 
 

@@ -53,6 +53,7 @@ def retention_plan(services: Services) -> list[tuple[str, float]]:
         ("housekeeping.old_dfo_replies", s.dedupe_retention_s),
         ("housekeeping.expired_pending_adds", 0.0),
         ("media.delete_expired", 0.0),
+        ("housekeeping.old_message_media", s.media_retention_s),
     ]
 
 

@@ -14,6 +14,7 @@ from app.callbacks import channel_for_number
 from app.cxone import InboundPost, Posted
 from app.jobs import InboundJob
 from app.logs import event
+from app.media_service import inbound_media
 from db import audit, cxone_state, messages
 from db.outbox import Job
 from db.pool import Database
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 def handle_cxone_inbound(ctx: JobContext, job: Job) -> Outcome:
     """Post one inbound SMS to CXone (kind ``cxone_inbound``)."""
     text = InboundJob.from_payload(job.payload)
-    post = InboundPost(sid=text.sid, from_=text.from_, to=text.to, body=text.body,
-                       media=text.media)
+    media = tuple(inbound_media(ctx.services, text.media)) if text.media else ()
+    post = InboundPost(sid=text.sid, from_=text.from_, to=text.to, body=text.body, media=media)
     cxone = ctx.services.cxone
     wait = wait_for_call_turn(ctx, cxone.thread_of(post))
     if wait is not None:

@@ -100,7 +100,7 @@ def _check_stale_sent(services: Services) -> dict[str, int]:
             truth = None
         checked += 1
         with services.db.transaction() as conn:
-            q.mark_reconciled(conn, sid)
+            q.mark_reconciled(conn, row["cxone_message_id"])
             if truth is None:
                 event(log, "reconcile.sid_unknown_at_twilio", logging.WARNING, sid=sid)
                 continue

@@ -26,6 +26,7 @@ from worker.dispatcher import Dispatcher, Handler
 from worker.housekeeping import run_housekeeping
 from worker.inbound_post import handle_cxone_inbound
 from worker.jobs import JobContext
+from worker.media_fetch import handle_fetch_media
 from worker.poller import run_poller
 from worker.reconciler import run_reconciler
 from worker.send import handle_send
@@ -40,6 +41,7 @@ HANDLERS: dict[str, Handler] = {
     Kind.SEND: handle_send,
     Kind.CXONE_STATUS: handle_cxone_status,
     Kind.CXONE_INBOUND: handle_cxone_inbound,
+    Kind.FETCH_MEDIA: handle_fetch_media,
 }
 
 

@@ -35,11 +35,13 @@ class InvalidReply(ValueError):
     """A reply that cannot be sent; ``field`` names what is wrong. ``message_id`` is
     set only when the id itself is usable (then CXone hears FAILED with the reason)."""
 
-    def __init__(self, field_name: str, reason: str, message_id: str | None = None) -> None:
+    def __init__(self, field_name: str, reason: str, message_id: str | None = None, *,
+                 code: str = "invalid_message") -> None:
         super().__init__(f"{field_name}: {reason}")
         self.field = field_name
         self.reason = reason
         self.message_id = message_id
+        self.code = code  # the reason code CXone hears (invalid_message, too_long, …)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.inputs import InvalidInput, canonical_phone, external_id, text
 
-MAX_TEXT = 1600
+MAX_TEXT = 16_000  # a long reply is sent in parts (app/outbound.py)
 MAX_ATTACHMENTS = 10
 MAX_URL = 2048
 

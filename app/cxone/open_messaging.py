@@ -37,7 +37,8 @@ SYSTEM = "cxone"
 # Feed items in these statuses are new agent replies; anything else was handled already
 # (pushed and sent, say): never send twice.
 POLLABLE_STATUSES = (None, "", "PENDING")
-MAX_BODY = 1600
+# Longer than one SMS is fine: a long reply is sent in parts (app/outbound.py).
+MAX_BODY = 16_000
 MAX_ATTACHMENTS = 10
 MAX_URL = 2048
 MAX_CURSOR = 2048

@@ -57,3 +57,9 @@ DELETE FROM dfo_replies WHERE message_id IN (
 -- name: expired_pending_adds
 DELETE FROM byoc_pending_adds WHERE nonce IN (
     SELECT nonce FROM byoc_pending_adds WHERE expires_at < now() LIMIT %(batch)s);
+
+-- name: old_message_media
+DELETE FROM message_media WHERE message_id IN (
+    SELECT message_id FROM message_media
+    WHERE created_at < now() - %(retention_s)s * interval '1 second'
+    LIMIT %(batch)s);

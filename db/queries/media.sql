@@ -20,3 +20,9 @@ FROM media WHERE token = %(token)s AND expires_at > now();
 -- name: delete_expired
 DELETE FROM media WHERE id IN (
     SELECT id FROM media WHERE expires_at <= now() LIMIT %(batch)s);
+
+-- name: keep_reply_media
+-- An agent reply's attachments as Twilio will be given them (or why they were refused).
+INSERT INTO message_media (message_id, media, rejected)
+VALUES (%(message_id)s, %(media)s, %(rejected)s)
+ON CONFLICT (message_id) DO UPDATE SET media = EXCLUDED.media, rejected = EXCLUDED.rejected;

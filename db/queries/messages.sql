@@ -10,6 +10,7 @@ SELECT * FROM smsgw_apply_receipt(%(sid)s, %(status)s, %(rank)s, %(final)s, %(er
 -- A 30008/30022 failure: the message, whether this SID is its current dispatch, and
 -- its send job (the dedupe key of a reply's send job is the message id).
 SELECT t.cxone_message_id, t.purpose, t.dispatch, t.from_number, t.to_number, t.final,
+       t.parts,
        EXISTS (SELECT 1 FROM sms_gateway_state s WHERE s.twilio_message_sid = t.sid) AS mapped,
        o.state AS job_state, o.attempts AS job_attempts, o.payload AS job_payload
 FROM twilio_messages t

@@ -18,7 +18,7 @@ SELECT id, pg_notify('outbox', '') FROM inserted;
 WITH wanted AS (
     SELECT j.* FROM jsonb_to_recordset(%(jobs)s)
         AS j(ord INTEGER, kind TEXT, dedupe_key TEXT, payload JSONB, ordering_key TEXT,
-             message_id TEXT, phone TEXT, details JSONB)
+             message_id TEXT, phone TEXT, details JSONB, audit BOOLEAN)
 ), inserted AS (
     INSERT INTO outbox (kind, dedupe_key, payload, ordering_key)
     SELECT w.kind, w.dedupe_key, w.payload, w.ordering_key FROM wanted w ORDER BY w.ord
@@ -29,6 +29,7 @@ WITH wanted AS (
     SELECT %(audit_event)s, w.message_id, w.phone, 'queued', %(source)s,
            w.details || jsonb_build_object('job_id', i.id)
     FROM inserted i JOIN wanted w ON w.dedupe_key = i.dedupe_key
+    WHERE w.audit
 )
 SELECT i.id, i.dedupe_key, pg_notify('outbox', '') FROM inserted i;
 

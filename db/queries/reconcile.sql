@@ -3,16 +3,20 @@
 -- name: stale_sent
 -- Outbound messages still waiting for a final receipt, older than `after_s`, not
 -- asked about at Twilio within the last `after_s`.
-SELECT cxone_message_id, twilio_message_sid, twilio_status, created_at
-FROM sms_gateway_state
-WHERE direction = 'OUTBOUND' AND outcome IS NULL
-  AND created_at < now() - %(after_s)s * interval '1 second'
-  AND (reconciled_at IS NULL OR reconciled_at < now() - %(after_s)s * interval '1 second')
-ORDER BY reconciled_at NULLS FIRST, created_at
+-- Every SID of the current dispatch that is not final yet (a long reply has one per part).
+SELECT s.cxone_message_id, t.sid AS twilio_message_sid, t.status AS twilio_status,
+       s.created_at
+FROM sms_gateway_state s
+JOIN twilio_messages t ON t.cxone_message_id = s.cxone_message_id AND t.dispatch = s.attempts
+WHERE s.direction = 'OUTBOUND' AND s.outcome IS NULL AND NOT t.final
+  AND s.created_at < now() - %(after_s)s * interval '1 second'
+  AND (s.reconciled_at IS NULL OR s.reconciled_at < now() - %(after_s)s * interval '1 second')
+ORDER BY s.reconciled_at NULLS FIRST, s.created_at
 LIMIT %(limit)s;
 
 -- name: mark_reconciled
-UPDATE sms_gateway_state SET reconciled_at = now() WHERE twilio_message_sid = %(sid)s;
+UPDATE sms_gateway_state SET reconciled_at = now()
+WHERE cxone_message_id = %(message_id)s AND direction = 'OUTBOUND';
 
 -- name: expire_no_receipt
 -- Past the maximum age with no final receipt: end in an explicit "no receipt".

@@ -115,3 +115,8 @@ def test_signature_check_agrees_with_the_official_validator():
                 assert ours.signature_is_valid(url, params, signature) == \
                     (bool(signature) and official.validate(url, params, signature)), \
                     (url, signer, params, signature)
+
+
+def test_texts_are_normalised_to_one_form():
+    decomposed = "Cafe\u0301"  # e + combining acute
+    assert text(decomposed, "body", max_length=10) == "Caf\u00e9"

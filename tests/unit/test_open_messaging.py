@@ -23,7 +23,7 @@ def test_a_message_becomes_a_reply():
 @pytest.mark.parametrize(("change", "field", "has_id"), [
     ({"id": ".."}, "id", False), ({"id": None}, "id", False),
     ({"to": "+1415\n"}, "to", True), ({"body": ""}, "body", True),
-    ({"body": "x" * 1601}, "body", True), ({"direction": "INBOUND"}, "direction", True),
+    ({"body": "x" * 16_001}, "body", True), ({"direction": "INBOUND"}, "direction", True),
     ({"attachments": [{"url": "file:///etc/passwd"}]}, "attachments", True),
     ({"conversationId": "a/b"}, "conversationId", True),
 ])
