@@ -25,7 +25,7 @@ def redirector():
     allowed): the gateway must not follow it."""
 
     class Redirect(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
+        def do_GET(self):
             self.send_response(302)
             self.send_header("Location", "http://127.0.0.1:9/elsewhere.jpg")
             self.end_headers()
