@@ -194,3 +194,43 @@ def test_hostile_requests_never_5xx_and_unsigned_store_nothing(fuzz_client, data
     assert post_signed(fuzz_client, "/twilio/inbound", inbound("still here")).status_code == 200
     assert push(fuzz_client, message_json()).status_code == 202
     assert json.loads(fuzz_client.get("/admin/status", headers=ADMIN).data)["queue"]
+
+
+def test_hostile_requests_to_the_byoc_box_and_media_never_5xx(database_url):
+    from tests.integration.test_byoc import CHANNEL, THREAD, dfo_settings, reply, token
+
+    services = Services(settings=dfo_settings(), db=Database(database_url, max_size=4))
+    box = create_app(services=services).test_client()
+    rng = random.Random(SEED + 1)
+    try:
+        for n in range(600):  # unauthenticated: nothing stored
+            body = hostile_json(rng) if rng.random() < 0.5 else reply(hostile_text(rng))
+            path = rng.choice([f"/byoc/2.0/channel/{CHANNEL}/outbound",
+                               f"/byoc/1.0/posts/{THREAD}/messages",
+                               f"/byoc/2.0/channel/{quote(hostile_text(rng)[:80], safe='')}"
+                               "/outbound", "/byoc/1.0/token"])
+            answer = box.post(path, json=body if not isinstance(body, str) else None,
+                              data=body if isinstance(body, str) else None,
+                              headers={"Authorization": "Bearer " + rng.choice(["x", ""])})
+            assert answer.status_code < 500, (n, path, answer.status_code)
+            assert path.endswith("/token") or not 200 <= answer.status_code < 300
+        assert _counts(database_url)["outbox"] == 0
+        bearer = token(box)
+        for n in range(600):  # with a valid token: bad bodies are 4xx, good ones 200
+            body = reply(hostile_text(rng)) if rng.random() < 0.6 else hostile_json(rng)
+            if isinstance(body, dict) and rng.random() < 0.5:
+                body[rng.choice(["thread", "endUserRecipients", "attachments", "messageId"])] = \
+                    rng.choice([hostile_text(rng), [{"idOnExternalPlatform": hostile_text(rng),
+                                                      "isPrimary": True}], None, {}, 10 ** 30])
+            answer = box.post(f"/byoc/2.0/channel/{CHANNEL}/outbound",
+                              json=body if not isinstance(body, str) else None,
+                              data=body if isinstance(body, str) else None,
+                              content_type="application/json",
+                              headers={"Authorization": f"Bearer {bearer}"})
+            assert answer.status_code < 500, (n, answer.status_code, answer.get_data()[:200])
+        for _ in range(200):
+            name = quote(hostile_text(rng)[:120], safe="") or "x"
+            assert box.get(f"/media/{name}").status_code in (404, 308)
+        assert box.get("/healthz").status_code == 200
+    finally:
+        services.close()
