@@ -1,12 +1,14 @@
-"""requirements.txt and .python-version (what a Procfile platform builds) agree with pyproject.toml.
+"""What a Procfile platform builds agrees with the code: requirements.txt,
+.python-version and app.json.
 
-When one of these fails, run ``python3 dev.py lock`` and commit requirements.txt.
-(tests/integration/test_first_run.py installs the file into a fresh venv and
-starts every Procfile process from it.)
+When a requirements test fails, run ``python3 dev.py lock`` and commit
+requirements.txt. (tests/integration/test_first_run.py installs the file into a
+fresh venv and starts every Procfile process from it.)
 """
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from importlib import metadata
@@ -16,6 +18,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
+from app.config import ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
@@ -80,6 +84,47 @@ def test_python_version_pin_is_a_supported_minor_release_the_project_accepts():
     assert re.fullmatch(r"3\.\d{2}", text), text
     assert SpecifierSet(PYPROJECT["requires-python"]).contains(f"{text}.0")
     assert not (ROOT / "runtime.txt").exists()  # deprecated, and it would take precedence
+
+
+# -- app.json (Heroku's manifest: add-on, formation, variables) --------------------------
+
+APP = json.loads((ROOT / "app.json").read_text(encoding="utf-8"))
+# Plausible values for the variables app.json asks the deployer for.
+SAMPLE = {"PUBLIC_BASE_URL": "https://gw.example.com", "CXONE_CLIENT_ID": "id",
+          "CXONE_CLIENT_SECRET": "secret", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+          "TWILIO_AUTH_TOKEN": "token", "TWILIO_MESSAGING_SERVICE_SID": "MG" + "0" * 32}
+
+
+def test_app_json_runs_every_long_running_procfile_process_on_postgres():
+    procfile = {line.split(":", 1)[0] for line in
+                (ROOT / "Procfile").read_text().splitlines() if line.strip()}
+    assert set(APP["formation"]) == procfile - {"release"}  # release runs on every deploy
+    assert all(spec["quantity"] >= 1 for spec in APP["formation"].values())
+    assert any(a["plan"].startswith("heroku-postgresql") for a in APP["addons"])
+    assert APP["buildpacks"] == [{"url": "heroku/python"}]
+    assert len(APP["name"]) <= 30 and len(APP["description"]) <= 140
+
+
+def test_app_json_asks_for_exactly_what_the_gateway_requires():
+    env = APP["env"]
+    required = sorted(name for name, spec in env.items() if spec.get("required", True))
+    assert not set(required) - set(SAMPLE), "give the new variable a sample value here"
+    values = {name: spec["value"] for name, spec in env.items() if "value" in spec}
+    Settings.from_env({**values, **SAMPLE})  # everything else has a working default
+    for name in required:
+        try:
+            Settings.from_env({**values, **{k: v for k, v in SAMPLE.items() if k != name}})
+        except ConfigError as exc:
+            assert exc.variable == name
+        else:
+            raise AssertionError(f"app.json marks {name} required but the gateway runs without")
+
+
+def test_app_json_variables_are_documented_and_described():
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    for name, spec in APP["env"].items():
+        assert re.search(rf"^#?{name}=", example, re.MULTILINE), f"{name} not in .env.example"
+        assert len(spec["description"]) > 20, name
 
 
 def _closure(roots: list[Requirement]) -> set[str]:
