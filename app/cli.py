@@ -114,10 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"dead-letters {args.action}: give job ids or --all")
     if getattr(args, "action", None) in ("replay", "discard") and args.ids and args.all:
         parser.error(f"dead-letters {args.action}: give job ids or --all, not both")
+    from db.embedded import EmbeddedUnavailable
+
     try:
         load_env_file(args.env_file, Path.cwd())
         return _run(args)
-    except (ConfigError, CliSetupError) as exc:
+    except (ConfigError, CliSetupError, EmbeddedUnavailable) as exc:
         prefix = "configuration error: " if isinstance(exc, ConfigError) else ""
         return _fail(f"{prefix}{exc}", EX_CONFIG)
     except PendingMigrations as exc:
@@ -137,13 +139,11 @@ def _one_line(exc: Exception) -> str:
     import psycopg
 
     from db import migrate as migrations
-    from db.embedded import EmbeddedUnavailable
     from db.pool import first_line
 
     if isinstance(exc, psycopg.Error):
         return f"database error: {first_line(exc)}"
-    if isinstance(exc, GatewayError | OSError | ValueError | EmbeddedUnavailable |
-                  migrations.MigrationError):
+    if isinstance(exc, GatewayError | OSError | ValueError | migrations.MigrationError):
         return first_line(exc)
     return f"unexpected {type(exc).__name__}: {first_line(exc)}"
 
