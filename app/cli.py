@@ -10,63 +10,90 @@
     smsgw reconcile
     smsgw trace (CXONE_MESSAGE_ID | TWILIO_SID)
 
-Add ``--json`` for machine-readable output. Bad arguments print a usage line
-and exit 2; a configuration error exits 78; anything else that fails, 1.
+``--json`` (anywhere on the line) prints JSON. Settings come from the
+environment and one dotenv file (``--env-file``, else ``.env``, else
+``.env.sandbox``); the database is found as web and worker find it (see
+:mod:`app.cli_setup`). Bad arguments print a usage line and exit 2; missing
+settings or no database exit 78; pending migrations and anything else that
+fails print one line and exit 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
-import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from app.config import ConfigError, Settings, database_url_from_env, load_dotenv_file
+from app.cli_output import (
+    format_consent,
+    format_dead_letters,
+    format_job,
+    format_status,
+    format_trace,
+    render,
+)
+from app.cli_setup import CliSetupError, load_env_file, locate_database
+from app.config import ConfigError, Settings
 from app.errors import GatewayError
 from app.inputs import InvalidInput, canonical_phone, text
 
 PROG = "smsgw"
+EX_CONFIG = 78
+
+
+class PendingMigrations(RuntimeError):
+    """The database is behind the code: only ``smsgw migrate`` may run."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; ``--json`` and ``--env-file`` are accepted at every level."""
     parser = argparse.ArgumentParser(prog=PROG, description="Operate the CXone-Twilio gateway.")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    _global_flags(parser, json_default=False, env_file_default=None)
+    # Sub-commands accept the same flags; SUPPRESS keeps what an earlier level parsed.
+    common = argparse.ArgumentParser(add_help=False)
+    _global_flags(common, json_default=argparse.SUPPRESS, env_file_default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply pending database migrations")
-    sub.add_parser("status", help="queue depth, lag, dead letters, workers, senders")
-    sub.add_parser("reconcile", help="run one reconciliation pass now")
-    trace = sub.add_parser("trace", help="the timeline of one message")
+
+    def command(where: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return where.add_parser(name, parents=[common], **kwargs)  # type: ignore[no-any-return]
+
+    command(sub, "migrate", help="apply pending database migrations")
+    command(sub, "status", help="queue depth, lag, dead letters, workers, senders")
+    command(sub, "reconcile", help="run one reconciliation pass now")
+    trace = command(sub, "trace", help="the timeline of one message")
     trace.add_argument("ref", help="CXone message id or Twilio MessageSid")
 
-    dlq = sub.add_parser("dead-letters", help="list, show, replay or discard dead letters")
+    dlq = command(sub, "dead-letters", help="list, show, replay or discard dead letters")
     dsub = dlq.add_subparsers(dest="action", required=True)
-    lst = dsub.add_parser("list")
+    lst = command(dsub, "list")
     _filters(lst)
     lst.add_argument("--limit", type=int, default=100)
-    show = dsub.add_parser("show")
-    show.add_argument("id", type=int)
+    command(dsub, "show").add_argument("id", type=int)
     for name in ("replay", "discard"):
-        act = dsub.add_parser(name)
+        act = command(dsub, name)
         act.add_argument("ids", type=int, nargs="*")
         act.add_argument("--all", action="store_true", help="every dead letter matching filters")
         _filters(act)
 
-    consent = sub.add_parser("consent", help="read and change the consent ledger")
+    consent = command(sub, "consent", help="read and change the consent ledger")
     csub = consent.add_subparsers(dest="action", required=True)
-    get = csub.add_parser("get")
-    get.add_argument("number", type=_e164)
-    set_ = csub.add_parser("set")
+    command(csub, "get").add_argument("number", type=_e164)
+    set_ = command(csub, "set")
     set_.add_argument("number", type=_e164)
     set_.add_argument("status", choices=["opted_in", "opted_out"])
     set_.add_argument("--note", default="", type=_note, help="evidence kept in the history")
-    imp = csub.add_parser("import")
-    imp.add_argument("file", type=Path)
-    exp = csub.add_parser("export")
-    exp.add_argument("file", type=Path, nargs="?")
+    command(csub, "import").add_argument("file", type=Path)
+    command(csub, "export").add_argument("file", type=Path, nargs="?")
     return parser
+
+
+def _global_flags(parser: argparse.ArgumentParser, *, json_default: Any,
+                  env_file_default: Any) -> None:
+    parser.add_argument("--json", action="store_true", default=json_default, help="print JSON")
+    parser.add_argument("--env-file", default=env_file_default, metavar="FILE",
+                        help="read settings from FILE (default: .env, else .env.sandbox)")
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
@@ -96,50 +123,85 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"dead-letters {args.action}: give job ids or --all")
     if getattr(args, "action", None) in ("replay", "discard") and args.ids and args.all:
         parser.error(f"dead-letters {args.action}: give job ids or --all, not both")
-    load_dotenv_file()
+    from db.embedded import EmbeddedUnavailable
+
     try:
+        load_env_file(args.env_file, Path.cwd())
         return _run(args)
-    except ConfigError as exc:
-        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
-        return 78
-    except (GatewayError, OSError, ValueError) as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
+    except (ConfigError, CliSetupError, EmbeddedUnavailable) as exc:
+        prefix = "configuration error: " if isinstance(exc, ConfigError) else ""
+        return _fail(f"{prefix}{exc}", EX_CONFIG)
+    except PendingMigrations as exc:
+        return _fail(str(exc), 1)
+    except Exception as exc:  # an operator gets one line, never a traceback...
+        if os.environ.get("LOG_LEVEL", "").upper() == "DEBUG":
+            raise  # ...unless they asked for everything
+        return _fail(_one_line(exc), 1)
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return status
+
+
+def _one_line(exc: Exception) -> str:
+    import psycopg
+
+    from db import migrate as migrations
+    from db.pool import first_line
+
+    if isinstance(exc, psycopg.Error):
+        return f"database error: {first_line(exc)}"
+    if isinstance(exc, GatewayError | OSError | ValueError | migrations.MigrationError):
+        return first_line(exc)
+    return f"unexpected {type(exc).__name__}: {first_line(exc)}"
 
 
 def _run(args: argparse.Namespace) -> int:
     from db import migrate as migrations
-    from db.embedded import resolve_database_url
     from db.pool import Database
 
-    url = resolve_database_url(database_url_from_env())
+    # Reconcile talks to CXone and Twilio: check its settings before touching a database.
+    settings = Settings.from_env() if args.command == "reconcile" else None
+    url = locate_database(Path.cwd(), may_create=args.command == "migrate")
     if args.command == "migrate":
         applied = migrations.migrate(url)
         _print(args, {"applied": [m.version for m in applied]},
                lambda d: f"applied {len(d['applied'])} migration(s); the database is current")
         return 0
-    if args.command == "reconcile":
-        return _reconcile(args)
     db = Database(url, max_size=2, application_name="smsgw-cli")
     try:
+        with db.connection() as conn:
+            _refuse_pending_migrations(conn)
+        if settings is not None:
+            return _reconcile(args, settings, db)
         with db.transaction() as conn:
             return _dispatch(args, conn)
     finally:
         db.close()
 
 
+def _refuse_pending_migrations(conn: Any) -> None:
+    from db import migrate as migrations
+
+    waiting = migrations.pending(conn)
+    if waiting:
+        versions = ", ".join(m.version for m in waiting)
+        raise PendingMigrations(f"the database has {len(waiting)} pending migration(s) "
+                                f"({versions}): run `smsgw migrate`")
+
+
 def _dispatch(args: argparse.Namespace, conn: Any) -> int:
     from app import operations as ops
 
     if args.command == "status":
-        _print(args, ops.queue_status(conn), _format_status)
+        _print(args, ops.queue_status(conn), format_status)
         return 0
     if args.command == "trace":
         found = ops.trace(conn, args.ref)
         if found is None:
-            print(f"{PROG}: nothing known about {args.ref}", file=sys.stderr)
-            return 1
-        _print(args, found, _format_trace)
+            return _fail(f"nothing known about {args.ref}", 1)
+        _print(args, found, format_trace)
         return 0
     if args.command == "dead-letters":
         return _dead_letters(args, conn)
@@ -151,14 +213,13 @@ def _dead_letters(args: argparse.Namespace, conn: Any) -> int:
 
     if args.action == "list":
         rows = ops.dead_letters(conn, kind=args.kind, error=args.error, limit=args.limit)
-        _print(args, rows, _format_dead)
+        _print(args, rows, format_dead_letters)
         return 0
     if args.action == "show":
         job = ops.show_job(conn, args.id)
         if job is None:
-            print(f"{PROG}: no job {args.id}", file=sys.stderr)
-            return 1
-        _print(args, job, lambda j: json.dumps(j, indent=2, default=str))
+            return _fail(f"no job {args.id}", 1)
+        _print(args, job, format_job)
         return 0
     ids = args.ids or [r["id"] for r in ops.dead_letters(conn, kind=args.kind, error=args.error,
                                                          limit=100_000)]
@@ -176,7 +237,7 @@ def _consent(args: argparse.Namespace, conn: Any) -> int:
     from app.consent import record_consent
 
     if args.action == "get":
-        _print(args, ops.consent_of(conn, args.number), _format_consent)
+        _print(args, ops.consent_of(conn, args.number), format_consent)
     elif args.action == "set":
         previous = record_consent(conn, args.number, args.status, source="cli",
                                   evidence={"note": args.note} if args.note else {})
@@ -196,96 +257,23 @@ def _consent(args: argparse.Namespace, conn: Any) -> int:
     return 0
 
 
-def _reconcile(args: argparse.Namespace) -> int:
-    from app.services import build_services
-    from worker.leader import Leadership
+def _reconcile(args: argparse.Namespace, settings: Settings, db: Any) -> int:
+    """One pass, as the worker's reconciler would run it (never beside a running one)."""
+    from app.services import Services
+    from worker.leader import holding
     from worker.reconciler import reconcile_once
 
-    services = build_services(Settings.from_env(), process_name="cli", pool_size=2)
-    leadership = Leadership(services.db, "reconciler")
-    try:
-        for _ in range(60):
-            if leadership.acquire():
-                break
-            time.sleep(0.5)
-        else:
-            print(f"{PROG}: a worker is reconciling right now; try again in a minute",
-                  file=sys.stderr)
-            return 1
+    services = Services(settings=settings, db=db, process_name="cli")
+    with holding(services.db, "reconciler", wait_s=30) as held:
+        if not held:
+            return _fail("a worker is reconciling right now; try again in a minute", 1)
         result = reconcile_once(services)
-    finally:
-        leadership.release()
-        services.close()
     _print(args, result, lambda d: ", ".join(f"{k}={v}" for k, v in d.items()))
     return 0
 
 
-# -- output --------------------------------------------------------------------------------
-
 def _print(args: argparse.Namespace, data: Any, human: Any) -> None:
-    if args.json:
-        print(json.dumps(data, indent=2, default=_json_default))
-    else:
-        print(human(data))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
-def _format_status(d: dict[str, Any]) -> str:
-    lines = ["queue:"]
-    lines += [f"  {r['kind']:<14} {r['state']:<10} {r['jobs']}" for r in d["queue"]] or \
-        ["  (empty)"]
-    lag = d["oldest_runnable_s"]
-    lines.append(f"oldest runnable job: {'none' if lag is None else f'{lag:.1f}s'}")
-    lines.append(f"dead letters: {d['dead_letters']}")
-    lines.append(f"live workers: {len(d['workers'])}")
-    lines += [f"  {w['worker_id']} (beat {float(w['age_s']):.1f}s ago)" for w in d["workers"]]
-    webhook = d["last_webhook_s"]
-    lines.append(f"last webhook: {'never' if webhook is None else f'{webhook:.0f}s ago'}")
-    lines.append("senders (next free slot):")
-    lines += [f"  {s['key']:<28} {s['next_slot'].isoformat()} "
-              f"(backlog {float(s['backlog_s']):.1f}s)" for s in d["senders"]] or ["  (none yet)"]
-    if d["pending_migrations"]:
-        lines.append(f"PENDING MIGRATIONS: {', '.join(d['pending_migrations'])}")
-    return "\n".join(lines)
-
-
-def _format_dead(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "no dead letters"
-    return "\n".join(f"{r['id']:>8}  {r['kind']:<14} attempts={r['attempts']}  "
-                     f"message={r['message_id'] or r['dedupe_key']}  "
-                     f"{(r['last_error'] or '')[:100]}" for r in rows)
-
-
-def _format_consent(d: dict[str, Any]) -> str:
-    lines = [f"{d['phone_number']}: {d['status'] or 'no record'}"
-             + (f" ({d['source']}, {d['updated_at'].isoformat()})" if d["status"] else "")]
-    lines += [f"  {h['created_at'].isoformat()}  {h['status']:<10} {h['source']}"
-              for h in d["history"]]
-    return "\n".join(lines)
-
-
-def _format_trace(d: dict[str, Any]) -> str:
-    lines = [f"message {d['message_id']}"]
-    if d["mapping"]:
-        m = d["mapping"]
-        lines.append(f"  now: SID {m['twilio_message_sid']} status {m['twilio_status']} "
-                     f"outcome {m['outcome'] or '-'} dispatches {m['attempts']}")
-    for job in d["jobs"]:
-        lines.append(f"  job {job['id']} {job['kind']} {job['state']} attempts={job['attempts']}"
-                     f" claims={job['claims']}" +
-                     (f" last_error={job['last_error'][:80]}" if job["last_error"] else ""))
-    for t in d["timeline"]:
-        change = f"{t.get('from') or ''}->{t.get('to') or ''}".strip("->")
-        extra = f" ({t['reason']})" if t.get("reason") else ""
-        sid = f" {t['sid']}" if t.get("sid") else ""
-        lines.append(f"  {t['at'].isoformat()}  {t['what']:<28} {change}{extra}{sid}")
-    return "\n".join(lines)
+    print(render(data, human, as_json=args.json))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from urllib.parse import urlparse
 
 import requests
 from requests.adapters import HTTPAdapter
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import add_port, remove_port
 from twilio.rest import Client
@@ -28,7 +29,6 @@ from app.config import Settings
 from app.errors import AuthenticationFailed, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,8 @@ class TwilioGateway:
             result = fn()
         except TwilioRestException as exc:
             raise _translate_rest_error(operation, exc) from exc
+        except TwilioException as exc:
+            raise _translate_library_error(operation, exc, may_have_sent) from exc
         except requests.exceptions.ConnectTimeout as exc:
             raise TransientError(f"twilio {operation}: connect timeout", code="timeout") from exc
         except requests.exceptions.Timeout as exc:
@@ -211,6 +213,43 @@ def _translate_rest_error(operation: str, exc: TwilioRestException) -> Exception
         return TransientError(message, code=code or str(exc.status), status=exc.status,
                               ambiguous=operation == "create")
     return PermanentError(message, code=code, status=exc.status)
+
+
+def _translate_library_error(operation: str, exc: TwilioException,
+                             may_have_sent: bool) -> Exception:
+    """The package's other exceptions, e.g. a list page that came back 500 or 429.
+
+    ``TwilioException("Unable to fetch page", response)`` carries the HTTP
+    response; anything else (an unreadable page) is worth another try.
+    """
+    what = str(exc.args[0]) if exc.args else type(exc).__name__
+    response = next((a for a in exc.args[1:] if hasattr(a, "status_code")), None)
+    if response is None:
+        return TransientError(f"twilio {operation}: {what}", code="unreadable",
+                              ambiguous=may_have_sent)
+    status = int(response.status_code)
+    code, detail = _error_body(getattr(response, "text", ""))
+    message = f"twilio {operation}: HTTP {status}" + (f" code {code}" if code else "") + \
+        f": {detail or what}"
+    if status == 429 or code == "20429":
+        return TransientError(message, code="20429", status=status)
+    if status >= 500:
+        return TransientError(message, code=code or str(status), status=status,
+                              ambiguous=may_have_sent)
+    return PermanentError(message, code=code, status=status)
+
+
+def _error_body(text: str) -> tuple[str | None, str | None]:
+    """(code, message) from Twilio's error body, when it is one."""
+    try:
+        body = json.loads(text or "")
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    code, message = body.get("code"), body.get("message")
+    return (str(code) if code is not None else None,
+            str(message)[:300] if message is not None else None)
 
 
 def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
