@@ -44,7 +44,8 @@ def read_snapshot(conn: Connection) -> dict[str, Any]:
 
 def _worker(row: dict[str, Any]) -> dict[str, Any]:
     return {"worker_id": row["worker_id"], "hostname": row["hostname"], "pid": row["pid"],
-            "started_at": row["started_at"], "age_s": round(float(row["age_s"]), 1),
+            "started_at": row["started_at"], "beat_at": row["beat_at"],
+            "age_s": round(float(row["age_s"]), 1),
             "roles": row["roles"]}
 
 

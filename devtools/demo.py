@@ -73,7 +73,7 @@ def run_demo(root: Path, ports: Ports, cxone_mode: str) -> int:
         f"(:{ports.twilio}), web (:{ports.web}) and the worker; settings in .env.sandbox")
     say("      the simulators keep their state in memory: they start empty on every run "
         "(the gateway's database is kept)")
-    run = DemoRun(ports, database_url)
+    run = DemoRun(ports, database_url, cxone_mode)
     manager = DemoManager(Printer(sys.stdout), before_stop=run.take_snapshot)
     env = child_environment(settings, DATABASE_URL=database_url)
     commands = {**simulator_commands(ports, cxone_mode),
@@ -110,9 +110,11 @@ def prepare_database() -> str:
 class DemoRun:
     """The demo's own work beside honcho: seed, banner, and the figures for the summary."""
 
-    def __init__(self, ports: Ports, database_url: str) -> None:
+    def __init__(self, ports: Ports, database_url: str, cxone_mode: str = "open-messaging"
+                 ) -> None:
         self.ports = ports
         self.database_url = database_url
+        self.dfo = cxone_mode == "dfo"
         self.message_id: str | None = None
         self.opted_out = False
         self.snapshot: dict[str, Any] | None = None
@@ -135,7 +137,8 @@ class DemoRun:
                              daemon=True).start()
 
     def show_banner(self) -> None:
-        sys.stdout.write(banner(self.ports, self.message_id, opted_out=self.opted_out))
+        sys.stdout.write(banner(self.ports, self.message_id, opted_out=self.opted_out,
+                                dfo=self.dfo))
         sys.stdout.flush()
 
     def _banner_on_enter(self) -> None:
@@ -157,6 +160,11 @@ class DemoRun:
         return requests.get(f"{self.ports.url('web')}/readyz", timeout=2).status_code == 200
 
     def _delivered(self) -> bool:
+        if self.dfo:
+            reply = requests.get(f"{self.ports.url('cxone')}/_sandbox/outbound/{self.message_id}",
+                                 timeout=2).json()
+            return any(u.get("body", {}).get("status") == "delivered"
+                       for u in reply.get("statusUpdates", []))
         message = requests.get(f"{self.ports.url('cxone')}/_sandbox/messages/{self.message_id}",
                                timeout=2).json()
         return any(u.get("body", {}).get("status") == "DELIVERED"
@@ -183,6 +191,12 @@ class DemoRun:
     def _first_reply(self) -> str:
         from sandbox import defaults
 
+        if self.dfo:  # CXone calls the gateway's integration box, as a real tenant does
+            answer = requests.post(f"{self.ports.url('cxone')}/_sandbox/agent-replies", json={
+                "channelId": next(iter(defaults.DFO_CHANNELS)), "customer": DEMO_CUSTOMER,
+                "text": "Hello from the CXone (DFO) sandbox! Your appointment is confirmed."},
+                timeout=10).json()
+            return str(answer["messageId"])
         reply = {"from": defaults.SENDER_NUMBERS[0], "to": DEMO_CUSTOMER,
                  "body": "Hello from the CXone sandbox! Your appointment is confirmed."}
         created = requests.post(f"{self.ports.url('cxone')}/_sandbox/replies", json=reply,
@@ -194,7 +208,8 @@ class DemoRun:
         try:
             sent = requests.get(f"{self.ports.url('twilio')}/_sandbox/messages",
                                 timeout=2).json()["messages"]
-            inbound = requests.get(f"{self.ports.url('cxone')}/_sandbox/inbound",
+            inbound_path = "/_sandbox/messages" if self.dfo else "/_sandbox/inbound"
+            inbound = requests.get(f"{self.ports.url('cxone')}{inbound_path}",
                                    timeout=2).json()["items"]
         except (requests.RequestException, ValueError, KeyError):
             return

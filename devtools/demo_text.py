@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from devtools.environment import DEMO_CUSTOMER, Ports
@@ -9,10 +10,12 @@ from devtools.environment import DEMO_CUSTOMER, Ports
 RULE = "=" * 80
 
 
-def banner(ports: Ports, message_id: str | None, *, opted_out: bool) -> str:
+def banner(ports: Ports, message_id: str | None, *, opted_out: bool, dfo: bool = False) -> str:
     """How to drive the running demo; the last thing printed once everything is up."""
     from sandbox import defaults
 
+    if dfo:
+        return _dfo_banner(ports, message_id, opted_out=opted_out)
     sender = defaults.SENDER_NUMBERS[0]
     cxone, twilio, web = ports.cxone, ports.twilio, ports.web
     if opted_out:
@@ -48,6 +51,40 @@ def banner(ports: Ports, message_id: str | None, *, opted_out: bool) -> str:
         " The simulators start empty on every run; the gateway's database is kept.",
         " Press Enter to show this again. Ctrl-C stops everything.",
         RULE, "",
+    ]
+    return "\n".join(lines)
+
+
+def _dfo_banner(ports: Ports, message_id: str | None, *, opted_out: bool) -> str:
+    from sandbox import defaults
+
+    channel, sender = next(iter(defaults.DFO_CHANNELS.items()))
+    cxone, twilio, web = ports.cxone, ports.twilio, ports.web
+    first = ([f" The demo customer {DEMO_CUSTOMER} opted out (STOP) earlier and stays opted",
+              " out (replies FAILED, opted_out); answer START as the customer to opt in."]
+             if opted_out else
+             [" CXone (the DFO simulator) called the gateway with an agent reply; our id",
+              f" {message_id}; its status PUTs in CXone:",
+              f"   curl -s localhost:{cxone}/_sandbox/outbound/{message_id}"])
+    reply = json.dumps({"channelId": channel, "customer": DEMO_CUSTOMER,
+                        "text": "Anything else?"})
+    answer = json.dumps({"from": DEMO_CUSTOMER, "to": sender, "body": "Can we move it to 11?"})
+    lines = [
+        "", RULE, " The gateway is running in CXONE_MODE=dfo against the sandbox.", *first,
+        " Make CXone call the gateway with another agent reply:",
+        f"   curl -s -X POST localhost:{cxone}/_sandbox/agent-replies "
+        "-H 'Content-Type: application/json' \\",
+        f"     -d '{reply}'",
+        " Answer as the customer (becomes a DFO message in the thread; STOP opts out):",
+        f"   curl -s -X POST localhost:{twilio}/_sandbox/inbound "
+        "-H 'Content-Type: application/json' \\",
+        f"     -d '{answer}'",
+        f"   curl -s localhost:{cxone}/_sandbox/messages",
+        " Operate it from another terminal in this directory (reads .env.sandbox):",
+        "   . .venv/bin/activate && smsgw status",
+        f" Health: curl -s localhost:{web}/readyz",
+        " The simulators start empty on every run; the gateway's database is kept.",
+        " Press Enter to show this again. Ctrl-C stops everything.", RULE, "",
     ]
     return "\n".join(lines)
 

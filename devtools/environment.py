@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENV_FILE = ".env.sandbox"
-# The CXone dialects the demo can simulate (a DFO simulator joins this list).
-CXONE_MODES = ("open-messaging",)
+# The CXone dialects the demo can simulate: the seed's Open Messaging, or a real
+# tenant's DFO 3.0 (its simulator runs on the CXone port and calls the gateway).
+CXONE_MODES = ("open-messaging", "dfo")
 DEMO_CUSTOMER = "+14155550123"
 
 
@@ -83,6 +84,26 @@ def gateway_settings(ports: Ports, cxone_mode: str = "open-messaging") -> dict[s
         "CXONE_SIM_PORT": str(ports.cxone),
         "TWILIO_SIM_PORT": str(ports.twilio),
         "TWILIO_SIM_STEP_DELAY_MS": "300",
+        **(dfo_settings(ports) if cxone_mode == "dfo" else {}),
+    }
+
+
+def dfo_settings(ports: Ports) -> dict[str, str]:
+    """CXONE_MODE=dfo against the DFO simulator on the CXone port (and its own settings)."""
+    from sandbox import defaults
+
+    dfo = ports.url("cxone")
+    return {
+        "CXONE_MODE": "dfo",
+        "CXONE_ISSUER_URL": dfo,
+        "CXONE_DFO_BASE_URL": dfo,
+        "CXONE_ACCESS_KEY_ID": defaults.DFO_ACCESS_KEY_ID,
+        "CXONE_ACCESS_KEY_SECRET": defaults.DFO_ACCESS_KEY_SECRET,
+        "BYOC_CLIENT_ID": defaults.BYOC_CLIENT_ID,
+        "BYOC_CLIENT_SECRET": defaults.BYOC_CLIENT_SECRET,
+        "DFO_CHANNELS": ",".join(f"{c}={n}" for c, n in defaults.DFO_CHANNELS.items()),
+        "DFO_SIM_PORT": str(ports.cxone),
+        "DFO_SIM_GATEWAY_URL": ports.url("web"),
     }
 
 
@@ -108,7 +129,8 @@ def write_env_file(root: Path, settings: dict[str, str], database_url: str | Non
 def simulator_commands(ports: Ports, cxone_mode: str = "open-messaging") -> dict[str, str]:
     """honcho process name → command line for the simulators of ``cxone_mode``."""
     python = sys.executable
-    return {"cxone": f"{python} -m sandbox cxone --port {ports.cxone}",
+    cxone = "dfo" if cxone_mode == "dfo" else "cxone"
+    return {"cxone": f"{python} -m sandbox {cxone} --port {ports.cxone}",
             "twilio": f"{python} -m sandbox twilio --port {ports.twilio}"}
 
 

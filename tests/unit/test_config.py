@@ -81,3 +81,13 @@ def test_secret_never_echoed_whole() -> None:
     with pytest.raises(ConfigError) as err:
         Settings.from_env({**GOOD, "TWILIO_MESSAGING_SERVICE_SID": secret})
     assert secret not in str(err.value)
+
+
+def test_the_sandbox_settings_are_valid_in_both_cxone_modes():
+    from devtools.environment import CXONE_MODES, Ports, gateway_settings
+
+    for mode in CXONE_MODES:
+        settings = Settings.from_env(gateway_settings(Ports.from_base(5000), mode))
+        assert settings.cxone_mode == mode
+    dfo = Settings.from_env(gateway_settings(Ports.from_base(5000), "dfo"))
+    assert dfo.cxone_dfo_base_url == "http://127.0.0.1:5001" and dfo.dfo_channels
