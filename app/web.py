@@ -60,6 +60,7 @@ class _JsonProvider(DefaultJSONProvider):
 
 def _register_blueprints(app: Flask) -> None:
     from app.admin import bp as admin_bp
+    from app.console import bp as console_bp
     from app.health import bp as health_bp
     from app.push import bp as push_bp
     from app.webhooks import bp as webhooks_bp
@@ -68,6 +69,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(push_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(console_bp)
 
 
 def _register_error_handlers(app: Flask) -> None:

@@ -1,0 +1,110 @@
+"""Overview: the queue, lag, workers, dead letters, the last hour and the senders.
+
+The page holds the figures in a fragment (``/console/overview/live``) that the
+page's script fetches again every few seconds and swaps in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from flask import render_template
+
+from app import operations as ops
+from app.config import Settings
+from app.console import chart
+from app.console.gate import bp, services
+from db import console as console_q
+from db import ops as ops_q
+from db.pool import Connection
+
+# Audit events → the outcome names of smsgw_sends_total (README, Metrics).
+SEND_OUTCOMES = {"send.created": "sent", "send.adopted": "adopted", "send.failed": "failed",
+                 "send.refused": "refused", "job.retry": "retry",
+                 "message.no_receipt": "no_receipt"}
+RECEIPT_ORDER = ("accepted", "queued", "sending", "sent", "delivered", "undelivered", "failed",
+                 "canceled", "received", "read")
+QUEUE_STATES = ("runnable", "running", "scheduled", "dead")
+REFRESH_S = 5
+
+
+@bp.get("/")
+def overview() -> Any:
+    return render_template("console/overview.html", o=_figures(), refresh_s=REFRESH_S)
+
+
+@bp.get("/overview/live")
+def overview_live() -> Any:
+    return render_template("console/_live.html", o=_figures())
+
+
+def _figures() -> dict[str, Any]:
+    with services().db.connection() as conn:
+        return gather(conn, services().settings)
+
+
+def gather(conn: Connection, settings: Settings) -> dict[str, Any]:
+    """Every figure of the overview, read in one go."""
+    status = ops.queue_status(conn)
+    sends = console_q.send_events_last_hour(conn)
+    return {
+        "now": ops_q.now(conn),
+        "queue": queue_table(status["queue"]),
+        "lag_s": status["oldest_runnable_s"],
+        "workers": len(status["workers"]),
+        "dead_letters": status["dead_letters"],
+        "last_webhook_s": status["last_webhook_s"],
+        "pending_migrations": status["pending_migrations"],
+        "sends": [(outcome, sends.get(ev, 0)) for ev, outcome in SEND_OUTCOMES.items()],
+        "receipts": ordered(console_q.receipts_last_hour(conn), RECEIPT_ORDER),
+        "chart": chart.build(console_q.per_minute(conn)),
+        "senders": senders_table(status["senders"], console_q.sends_by_sender_last_hour(conn),
+                                 settings),
+    }
+
+
+def queue_table(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per job kind with its count in each state (and the total)."""
+    kinds: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = kinds.setdefault(row["kind"], {"kind": row["kind"], "total": 0,
+                                               **dict.fromkeys(QUEUE_STATES, 0)})
+        entry[row["state"]] = entry.get(row["state"], 0) + int(row["jobs"])
+        entry["total"] += int(row["jobs"])
+    return [kinds[k] for k in sorted(kinds)]
+
+
+def ordered(counts: dict[str, int], order: tuple[str, ...]) -> list[tuple[str, int]]:
+    """Known statuses in lifecycle order, then any other, by name."""
+    known = [(s, counts[s]) for s in order if s in counts]
+    return known + sorted((s, n) for s, n in counts.items() if s not in order)
+
+
+def senders_table(slots: Iterable[dict[str, Any]], sends: dict[str, int],
+                  settings: Settings) -> list[dict[str, Any]]:
+    """Each sender: its next free slot, its backlog and its sends in the last hour.
+
+    The backlog is read from the pacing state itself: every booked send moved the
+    sender's next slot on by one spacing, so (next slot - now) * rate is the
+    number of sends booked and not yet due, without counting the queue.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row(key: str, number: str | None) -> dict[str, Any]:
+        return rows.setdefault(key, {"number": number, "next_slot": None, "backlog_s": 0.0,
+                                     "backlog": 0, "sends": 0})
+
+    for number in settings.sender_numbers:
+        row(f"sender:{number}", number)
+    for slot in slots:
+        kind, _, ident = str(slot["key"]).partition(":")
+        rate = settings.sender_mps if kind == "sender" else settings.effective_service_mps
+        entry = row(str(slot["key"]), ident if kind == "sender" else None)
+        backlog_s = float(slot["backlog_s"] or 0)
+        entry.update(next_slot=slot["next_slot"], backlog_s=backlog_s,
+                     backlog=round(backlog_s * rate))
+    for sender, count in sends.items():
+        row(f"sender:{sender}", sender)["sends"] = count
+    return sorted(rows.values(), key=lambda r: (r["number"] is None, r["number"] or ""))
+

@@ -1,0 +1,54 @@
+"""Typed wrappers over the operations console's queries (``db/queries/console.sql``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from db.pool import Connection
+from db.queries import Q
+
+
+def send_events_last_hour(conn: Connection) -> dict[str, int]:
+    """Count of each send-related audit event in the last hour, by event name."""
+    rows = conn.execute(Q["console.send_events_last_hour"]).fetchall()
+    return {r["event"]: int(r["n"]) for r in rows}
+
+
+def receipts_last_hour(conn: Connection) -> dict[str, int]:
+    """Twilio receipts received in the last hour, by message status."""
+    rows = conn.execute(Q["console.receipts_last_hour"]).fetchall()
+    return {r["status"]: int(r["n"]) for r in rows}
+
+
+def sends_by_sender_last_hour(conn: Connection) -> dict[str, int]:
+    """Messages created (or adopted) in the last hour, by sender number."""
+    rows = conn.execute(Q["console.sends_by_sender_last_hour"]).fetchall()
+    return {r["sender"]: int(r["n"]) for r in rows if r["sender"]}
+
+
+def per_minute(conn: Connection) -> list[dict[str, Any]]:
+    """60 rows, oldest first: ``minute``, ``sends``, ``deliveries``, ``failures``."""
+    return conn.execute(Q["console.per_minute"]).fetchall()
+
+
+def messages_of_number(conn: Connection, number: str, *, limit: int = 50
+                       ) -> list[dict[str, Any]]:
+    """The latest messages to or from ``number``: ref, inbound, first_at, last_at, sid."""
+    return conn.execute(Q["console.messages_of_number"],
+                        {"number": number, "limit": limit}).fetchall()
+
+
+def session_ended(conn: Connection, session_id: str) -> bool:
+    row = conn.execute(Q["console.session_ended"], {"session_id": session_id}).fetchone()
+    return bool(row and row["ended"])
+
+
+def end_session(conn: Connection, session_id: str, expires_at: float) -> None:
+    """Refuse this session from now on (``expires_at``: epoch seconds it would end)."""
+    conn.execute(Q["console.end_session"], {"session_id": session_id,
+                                            "expires_at": expires_at})
+
+
+def dead_kinds(conn: Connection) -> list[str]:
+    """Job kinds that have dead letters."""
+    return [r["kind"] for r in conn.execute(Q["console.dead_kinds"]).fetchall()]

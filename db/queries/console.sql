@@ -1,0 +1,100 @@
+-- The operations console's own reads: the overview's last hour, the per-minute
+-- chart, the senders' sends, a number's messages, and ended sessions.
+-- Event names are the audit trail's (see the workers); which event is which
+-- outcome is decided in app/console/overview.py, not here.
+-- Every time-bounded read of audit_log names only events of the partial index
+-- audit_log_sends_at (migration 0020), so it reads the last hour, not the history.
+
+-- name: send_events_last_hour
+SELECT event, count(*) AS n
+FROM audit_log
+WHERE event IN ('send.created', 'send.adopted', 'send.failed', 'send.refused',
+                'message.no_receipt', 'job.retry')
+  AND at > now() - interval '1 hour'
+  AND (event <> 'job.retry' OR details->>'kind' = 'send_sms')
+GROUP BY event;
+
+-- name: receipts_last_hour
+SELECT message_status AS status, count(*) AS n
+FROM twilio_receipts
+WHERE received_at > now() - interval '1 hour'
+GROUP BY message_status;
+
+-- name: sends_by_sender_last_hour
+SELECT details->>'sender' AS sender, count(*) AS n
+FROM audit_log
+WHERE event IN ('send.created', 'send.adopted')
+  AND at > now() - interval '1 hour'
+GROUP BY 1;
+
+-- name: per_minute
+-- The last 60 minutes (the current one included): sends, deliveries and failures
+-- (a create Twilio refused, or a failed/undelivered receipt).
+WITH minutes AS (
+    SELECT generate_series(date_trunc('minute', now()) - interval '59 minutes',
+                           date_trunc('minute', now()), interval '1 minute') AS minute
+), sends AS (
+    SELECT date_trunc('minute', at) AS minute,
+           count(*) FILTER (WHERE event IN ('send.created', 'send.adopted')) AS sends,
+           count(*) FILTER (WHERE event = 'send.failed') AS failures
+    FROM audit_log
+    WHERE event IN ('send.created', 'send.adopted', 'send.failed')
+      AND at >= date_trunc('minute', now()) - interval '59 minutes'
+    GROUP BY 1
+), receipts AS (
+    SELECT date_trunc('minute', received_at) AS minute,
+           count(*) FILTER (WHERE message_status = 'delivered') AS deliveries,
+           count(*) FILTER (WHERE message_status IN ('failed', 'undelivered')) AS failures
+    FROM twilio_receipts
+    WHERE received_at >= date_trunc('minute', now()) - interval '59 minutes'
+    GROUP BY 1
+)
+SELECT m.minute,
+       COALESCE(s.sends, 0) AS sends,
+       COALESCE(r.deliveries, 0) AS deliveries,
+       COALESCE(s.failures, 0) + COALESCE(r.failures, 0) AS failures
+FROM minutes m
+LEFT JOIN sends s ON s.minute = m.minute
+LEFT JOIN receipts r ON r.minute = m.minute
+ORDER BY m.minute;
+
+-- name: messages_of_number
+-- The latest messages sent to or received from one number, newest first (by the
+-- audit trail's phone index): one row per message (CXone id, or the SID of an
+-- inbound text).
+WITH recent AS (
+    SELECT id, at, event, source, cxone_message_id, twilio_message_sid
+    FROM audit_log
+    WHERE phone_number = %(number)s
+      AND event IN ('message.enqueued', 'send.claimed', 'send.created', 'send.adopted',
+                    'send.failed', 'send.refused', 'inbound.received')
+    ORDER BY id DESC
+    LIMIT 2000
+)
+SELECT COALESCE(cxone_message_id, twilio_message_sid) AS ref,
+       bool_or(event = 'inbound.received') AS inbound,
+       min(at) AS first_at,
+       max(at) AS last_at,
+       max(twilio_message_sid) AS sid,
+       (array_agg(event ORDER BY id DESC))[1] AS last_event
+FROM recent
+WHERE COALESCE(cxone_message_id, twilio_message_sid) IS NOT NULL
+GROUP BY 1
+ORDER BY max(id) DESC
+LIMIT %(limit)s;
+
+-- name: session_ended
+SELECT EXISTS (SELECT 1 FROM console_ended_sessions WHERE session_id = %(session_id)s) AS ended;
+
+-- name: end_session
+-- Also forgets sessions that would have expired by now: the table stays small.
+WITH forgotten AS (
+    DELETE FROM console_ended_sessions WHERE expires_at < now()
+)
+INSERT INTO console_ended_sessions (session_id, expires_at)
+VALUES (%(session_id)s, to_timestamp(%(expires_at)s))
+ON CONFLICT (session_id) DO NOTHING;
+
+-- name: dead_kinds
+-- The kinds that have dead letters (for the filter), by the partial index on dead jobs.
+SELECT DISTINCT kind FROM outbox WHERE state = 'dead' ORDER BY kind;
