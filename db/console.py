@@ -8,6 +8,34 @@ from db.pool import Connection
 from db.queries import Q
 
 
+def overview_status(conn: Connection, worker_fresh_s: float) -> dict[str, Any]:
+    """now, lag_s, dead_letters, workers (live), last_webhook_s."""
+    row = conn.execute(Q["console.overview_status"], {"fresh_s": worker_fresh_s}).fetchone()
+    assert row is not None
+    return row
+
+
+def queued_up_to(conn: Connection, cap: int) -> int:
+    """The number of queued jobs, or ``cap`` when there are at least that many."""
+    row = conn.execute(Q["console.queued_up_to"], {"cap": cap}).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def queue_estimate(conn: Connection, percent: float) -> list[dict[str, Any]]:
+    """Jobs by kind and state, queued ones estimated from ``percent`` of the table's pages."""
+    return conn.execute(Q["console.queue_estimate"], {"percent": percent}).fetchall()
+
+
+def outbox_rows(conn: Connection) -> float:
+    row = conn.execute(Q["console.outbox_rows"]).fetchone()
+    return float(row["n"]) if row else 0.0
+
+
+def sender_slots(conn: Connection) -> list[dict[str, Any]]:
+    """key, next_slot, backlog_s for every pacing key."""
+    return conn.execute(Q["console.sender_slots"]).fetchall()
+
+
 def send_events_last_hour(conn: Connection) -> dict[str, int]:
     """Count of each send-related audit event in the last hour, by event name."""
     rows = conn.execute(Q["console.send_events_last_hour"]).fetchall()

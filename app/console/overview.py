@@ -11,12 +11,11 @@ from typing import Any
 
 from flask import render_template
 
-from app import operations as ops
 from app.config import Settings
 from app.console import chart
 from app.console.gate import bp, services
+from db import admin
 from db import console as console_q
-from db import ops as ops_q
 from db.pool import Connection
 
 # Audit events → the outcome names of smsgw_sends_total (README, Metrics).
@@ -27,6 +26,11 @@ RECEIPT_ORDER = ("accepted", "queued", "sending", "sent", "delivered", "undelive
                  "canceled", "received", "read")
 QUEUE_STATES = ("runnable", "running", "scheduled", "dead")
 REFRESH_S = 5
+WORKER_FRESH_S = 30.0  # as /readyz and `smsgw status`
+# Up to this many queued jobs the queue is counted exactly; beyond, it is estimated
+# from a sample of about SAMPLE_ROWS rows, so a big backlog never slows the page.
+QUEUE_EXACT_UP_TO = 5_000
+SAMPLE_ROWS = 10_000
 
 
 @bp.get("/")
@@ -45,23 +49,33 @@ def _figures() -> dict[str, Any]:
 
 
 def gather(conn: Connection, settings: Settings) -> dict[str, Any]:
-    """Every figure of the overview, read in one go."""
-    status = ops.queue_status(conn)
+    """Every figure of the overview (a dozen small reads, each bounded by an index)."""
+    status = console_q.overview_status(conn, WORKER_FRESH_S)
+    queue, estimated = queue_figures(conn)
     sends = console_q.send_events_last_hour(conn)
     return {
-        "now": ops_q.now(conn),
-        "queue": queue_table(status["queue"]),
-        "lag_s": status["oldest_runnable_s"],
-        "workers": len(status["workers"]),
-        "dead_letters": status["dead_letters"],
-        "last_webhook_s": status["last_webhook_s"],
-        "pending_migrations": status["pending_migrations"],
+        **status,
+        "queue": queue_table(queue),
+        "queue_estimated": estimated,
+        "queue_exact_up_to": QUEUE_EXACT_UP_TO,
         "sends": [(outcome, sends.get(ev, 0)) for ev, outcome in SEND_OUTCOMES.items()],
         "receipts": ordered(console_q.receipts_last_hour(conn), RECEIPT_ORDER),
         "chart": chart.build(console_q.per_minute(conn)),
-        "senders": senders_table(status["senders"], console_q.sends_by_sender_last_hour(conn),
-                                 settings),
+        "senders": senders_table(console_q.sender_slots(conn),
+                                 console_q.sends_by_sender_last_hour(conn), settings),
     }
+
+
+def queue_figures(conn: Connection) -> tuple[list[dict[str, Any]], bool]:
+    """Jobs by kind and state; True when the queued ones are estimated (a long queue)."""
+    if console_q.queued_up_to(conn, QUEUE_EXACT_UP_TO) < QUEUE_EXACT_UP_TO:
+        return admin.queue_depth(conn), False
+    return console_q.queue_estimate(conn, sample_percent(console_q.outbox_rows(conn))), True
+
+
+def sample_percent(table_rows: float) -> float:
+    """The share of the outbox's pages to read for about SAMPLE_ROWS rows (1 to 100 %)."""
+    return min(100.0, max(1.0, 100.0 * SAMPLE_ROWS / max(table_rows, 1.0)))
 
 
 def queue_table(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -5,6 +5,48 @@
 -- Every time-bounded read of audit_log names only events of the partial index
 -- audit_log_sends_at (migration 0020), so it reads the last hour, not the history.
 
+-- name: overview_status
+-- Lag, dead letters, live workers and the last webhook's age, in one round trip.
+-- A worker is live when it beat within %(fresh_s)s seconds and did not say it stopped.
+SELECT now() AS now,
+       (SELECT EXTRACT(EPOCH FROM now() - min(run_at))
+        FROM outbox WHERE state = 'queued' AND run_at <= now()) AS lag_s,
+       (SELECT count(*) FROM outbox WHERE state = 'dead') AS dead_letters,
+       (SELECT count(*) FROM worker_heartbeats
+        WHERE stopped_at IS NULL
+          AND beat_at > now() - %(fresh_s)s * interval '1 second') AS workers,
+       EXTRACT(EPOCH FROM now() - GREATEST(
+           (SELECT max(received_at) FROM twilio_receipts WHERE source = 'callback'),
+           (SELECT max(received_at) FROM inbound_messages))) AS last_webhook_s;
+
+-- name: queued_up_to
+-- How many jobs are queued, counting no further than %(cap)s (the runnable index only).
+SELECT count(*) AS n FROM (SELECT 1 FROM outbox WHERE state = 'queued' LIMIT %(cap)s) AS q;
+
+-- name: queue_estimate
+-- A long queue, estimated from a sample of the table's pages (an exact count of a
+-- 100,000-job backlog costs more than the whole overview may take); dead jobs are
+-- counted. The states are those of admin.queue_depth.
+SELECT kind,
+       CASE WHEN locked_by IS NOT NULL AND run_at > now() THEN 'running'
+            WHEN run_at <= now() THEN 'runnable'
+            ELSE 'scheduled' END AS state,
+       round(count(*) * 100.0 / %(percent)s) AS jobs
+FROM outbox TABLESAMPLE SYSTEM (%(percent)s)
+WHERE state = 'queued'
+GROUP BY 1, 2
+UNION ALL
+SELECT kind, 'dead', count(*) FROM outbox WHERE state = 'dead' GROUP BY 1;
+
+-- name: outbox_rows
+-- The planner's estimate of the outbox's rows (done ones included): sets the sample.
+SELECT GREATEST(reltuples, 0) AS n FROM pg_class WHERE oid = 'outbox'::regclass;
+
+-- name: sender_slots
+-- Each pacing key's next free slot and how far ahead it is booked.
+SELECT key, tat AS next_slot, GREATEST(EXTRACT(EPOCH FROM tat - now()), 0) AS backlog_s
+FROM throttle_state ORDER BY key;
+
 -- name: send_events_last_hour
 SELECT event, count(*) AS n
 FROM audit_log

@@ -291,6 +291,18 @@ def test_overview_figures_match_the_database(signed_in, database_url):
     assert "≈ 8 (10 s)" in page or "≈ 8 (9 s)" in page  # 10 s of slots at 0.8/s
 
 
+def test_a_long_queue_is_estimated_not_counted(signed_in, database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO outbox (kind, dedupe_key, run_at) SELECT 'send_sms', "
+                     "'b' || g, now() + interval '1 hour' FROM generate_series(1, 6000) g")
+        conn.execute("INSERT INTO outbox (kind, dedupe_key, state) VALUES ('x', 'd', 'dead')")
+        conn.execute("ANALYZE outbox")
+    page = signed_in.get("/console/").text
+    assert figure(page, "queue.send_sms.scheduled") == "≈ 6000"  # a small table: all sampled
+    assert figure(page, "queue.x.dead") == "1"  # dead letters are always counted
+    assert "More than 5,000 jobs are queued" in page
+
+
 # -- dead letters ---------------------------------------------------------------------------
 
 def test_replay_and_discard_are_audited_with_source_console(signed_in, database_url):
