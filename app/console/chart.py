@@ -11,7 +11,7 @@ from typing import Any
 
 SERIES = (("sends", "Sends"), ("deliveries", "Deliveries"), ("failures", "Failures"))
 WIDTH, HEIGHT = 720, 220
-LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 44, 24, 12, 28
 
 
 @dataclass(frozen=True)

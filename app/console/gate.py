@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.console import session as sessions
 from app.console.session import ConsoleSession
+from app.errors import DatabaseUnavailable
 from app.logs import event
 from app.services import Services
 from db import console as console_q
@@ -161,3 +162,9 @@ def error_page(exc: HTTPException) -> Any:
     if not services().settings.admin_token:
         return current_app.make_response(("", 404))
     return render_error(exc.code or 500, exc.description or exc.name)
+
+
+@bp.errorhandler(DatabaseUnavailable)
+def database_unavailable(exc: DatabaseUnavailable) -> Any:
+    event(log, "console.database_unavailable", logging.ERROR, error=str(exc))
+    return render_error(503, "The database is not answering; try again in a moment.")

@@ -193,6 +193,16 @@ def test_a_tampered_cookie_is_refused(app, signed_in):
     assert forged.get("/console/").status_code == 302
 
 
+def test_a_database_that_does_not_answer_is_a_503_page_not_a_traceback():
+    gone = Database("postgresql://postgres@127.0.0.1:1/nowhere", max_size=1,
+                    connect_timeout_s=1)
+    client = create_app(services=Services(settings=_settings(), db=gone)).test_client()
+    assert sign_in(client).status_code == 303  # signing in needs no database
+    response = client.get("/console/")
+    assert response.status_code == 503
+    assert "The database is not answering" in response.text and "Traceback" not in response.text
+
+
 # -- CSRF -----------------------------------------------------------------------------------
 
 def _dead_job(url: str, kind: str = "send_sms", error: str = "HTTP 500") -> int:
@@ -439,3 +449,45 @@ def test_a_large_consent_import_is_accepted(signed_in, database_url):
         "csrf_token": token, "file": (io.BytesIO(("phone_number,status\n" + rows).encode()),
                                       "big.csv")}, content_type="multipart/form-data")
     assert response.status_code == 200 and "Imported 4000 rows." in response.text
+
+
+# -- the demo's traffic ---------------------------------------------------------------------
+
+def test_demo_traffic_opts_customers_in_and_keeps_messages_flowing(pool, database_url, cxone,
+                                                                  twilio):
+    import threading
+
+    from sandbox.server import serve_in_thread
+    from sandbox.traffic import DOOMED, UNDELIVERABLE, TrafficPlan, run_traffic
+    from tests.harness import free_port, wait_for
+
+    port = free_port()  # the web app on a known port: Twilio signs for PUBLIC_BASE_URL
+    web = serve_in_thread(_app(pool, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}"), port=port)
+    twilio.configure(inbound_url=f"http://127.0.0.1:{port}/twilio/inbound")
+    customers = ("+14155550101", "+14155550102")
+    stop = threading.Event()
+    plan = TrafficPlan(customers=customers, mean_pause_s=0.02, first_dead_letter_after_s=0.0,
+                       seed=7)
+    thread = threading.Thread(target=run_traffic, args=(cxone.url, twilio.url, stop),
+                              kwargs={"plan": plan}, daemon=True)
+    thread.start()
+    try:
+        def replies() -> list[dict]:
+            return cxone.get("/_sandbox/messages", params={"direction": "OUTBOUND"})["items"]
+
+        wait_for(lambda: len(replies()) >= 10, timeout=20, message="agent replies in CXone")
+        wait_for(lambda: len(twilio.get("/_sandbox/inbound")["inbound"]) >= 6, timeout=20,
+                 message="customers' texts")
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        web.stop()
+    assert not thread.is_alive()  # the stop event ends it
+    targets = {m["to"] for m in replies()}
+    assert DOOMED in targets and targets <= {*customers, DOOMED, UNDELIVERABLE}
+    rules = {r["to"]: r["outcome"] for r in twilio.get("/_sandbox/destinations")["destinations"]}
+    assert rules == {UNDELIVERABLE: "undelivered", DOOMED: "create_error"}
+    with psycopg.connect(database_url) as conn:  # START opted every customer in
+        opted_in = {r[0] for r in conn.execute(
+            "SELECT phone_number FROM consent WHERE status = 'opted_in' AND source = 'keyword'")}
+    assert opted_in == {*customers, UNDELIVERABLE, DOOMED}
