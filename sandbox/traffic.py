@@ -80,7 +80,7 @@ def run_traffic(cxone_url: str, twilio_url: str, stop_event: threading.Event, *,
                 continue
             _one_step(sim, plan)
         except requests.RequestException as exc:
-            log.warning("traffic: %s", exc)
+            log.info("traffic: %s", exc)
 
 
 def _set_up(sim: _Simulators, plan: TrafficPlan) -> None:
@@ -90,7 +90,7 @@ def _set_up(sim: _Simulators, plan: TrafficPlan) -> None:
         try:
             sim.inbound(customer, plan.senders[0], "START")
         except requests.RequestException as exc:
-            log.warning("traffic: %s", exc)
+            log.info("traffic: %s", exc)
 
 
 def _one_step(sim: _Simulators, plan: TrafficPlan) -> None:

@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             load_audit(url, args.history)
             results["load_s"] = round(time.monotonic() - started, 1)
         port = free_port()
-        nowhere = SimpleNamespace(url="http://127.0.0.1:9")
+        nowhere: Any = SimpleNamespace(url="http://127.0.0.1:9")  # the console calls neither
         env = gateway_env(url, nowhere, nowhere, public_base_url=f"http://127.0.0.1:{port}",
                           ADMIN_TOKEN=ADMIN_TOKEN, SENDER_MPS="0.8")
         web = start_web(env, port, workers=2)

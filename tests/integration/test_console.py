@@ -386,7 +386,7 @@ def test_set_consent_is_audited_with_source_console(signed_in, database_url):
         "note": "asked by phone, ticket 42", "action": "save"})
     assert response.status_code == 303
     shown = signed_in.get(response.headers["Location"]).text
-    assert figure_fact(shown, "consent-status") == "Opted out"
+    assert 'data-fact="consent-status">Opted out <code>opted_out</code>' in shown
     assert figure_fact(shown, "consent-source") == "console"
     assert "asked by phone, ticket 42" in shown
     with psycopg.connect(database_url) as conn:
