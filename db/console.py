@@ -9,7 +9,7 @@ from db.queries import Q
 
 
 def overview_status(conn: Connection, worker_fresh_s: float) -> dict[str, Any]:
-    """now, lag_s, dead_letters, workers (live), last_webhook_s."""
+    """now, this_minute, lag_s, dead_letters, workers (live), last_webhook_s."""
     row = conn.execute(Q["console.overview_status"], {"fresh_s": worker_fresh_s}).fetchone()
     assert row is not None
     return row
@@ -36,27 +36,14 @@ def sender_slots(conn: Connection) -> list[dict[str, Any]]:
     return conn.execute(Q["console.sender_slots"]).fetchall()
 
 
-def send_events_last_hour(conn: Connection) -> dict[str, int]:
-    """Count of each send-related audit event in the last hour, by event name."""
-    rows = conn.execute(Q["console.send_events_last_hour"]).fetchall()
-    return {r["event"]: int(r["n"]) for r in rows}
+def send_events_by_minute(conn: Connection) -> list[dict[str, Any]]:
+    """minute, event, sender, n: send-related audit events of the last 60 minutes."""
+    return conn.execute(Q["console.send_events_by_minute"]).fetchall()
 
 
-def receipts_last_hour(conn: Connection) -> dict[str, int]:
-    """Twilio receipts received in the last hour, by message status."""
-    rows = conn.execute(Q["console.receipts_last_hour"]).fetchall()
-    return {r["status"]: int(r["n"]) for r in rows}
-
-
-def sends_by_sender_last_hour(conn: Connection) -> dict[str, int]:
-    """Messages created (or adopted) in the last hour, by sender number."""
-    rows = conn.execute(Q["console.sends_by_sender_last_hour"]).fetchall()
-    return {r["sender"]: int(r["n"]) for r in rows if r["sender"]}
-
-
-def per_minute(conn: Connection) -> list[dict[str, Any]]:
-    """60 rows, oldest first: ``minute``, ``sends``, ``deliveries``, ``failures``."""
-    return conn.execute(Q["console.per_minute"]).fetchall()
+def receipts_by_minute(conn: Connection) -> list[dict[str, Any]]:
+    """minute, status, n: Twilio receipts of the last 60 minutes."""
+    return conn.execute(Q["console.receipts_by_minute"]).fetchall()
 
 
 def messages_of_number(conn: Connection, number: str, *, limit: int = 50

@@ -14,14 +14,11 @@ from flask import render_template
 from app.config import Settings
 from app.console import chart
 from app.console.gate import bp, services
+from app.console.last_hour import SEND_OUTCOMES, add_up
 from db import admin
 from db import console as console_q
 from db.pool import Connection
 
-# Audit events → the outcome names of smsgw_sends_total (README, Metrics).
-SEND_OUTCOMES = {"send.created": "sent", "send.adopted": "adopted", "send.failed": "failed",
-                 "send.refused": "refused", "job.retry": "retry",
-                 "message.no_receipt": "no_receipt"}
 RECEIPT_ORDER = ("accepted", "queued", "sending", "sent", "delivered", "undelivered", "failed",
                  "canceled", "received", "read")
 QUEUE_STATES = ("runnable", "running", "scheduled", "dead")
@@ -49,20 +46,20 @@ def _figures() -> dict[str, Any]:
 
 
 def gather(conn: Connection, settings: Settings) -> dict[str, Any]:
-    """Every figure of the overview (a dozen small reads, each bounded by an index)."""
+    """Every figure of the overview: six reads, each bounded by an index."""
     status = console_q.overview_status(conn, WORKER_FRESH_S)
     queue, estimated = queue_figures(conn)
-    sends = console_q.send_events_last_hour(conn)
+    hour = add_up(status["this_minute"], console_q.send_events_by_minute(conn),
+                  console_q.receipts_by_minute(conn))
     return {
         **status,
         "queue": queue_table(queue),
         "queue_estimated": estimated,
         "queue_exact_up_to": QUEUE_EXACT_UP_TO,
-        "sends": [(outcome, sends.get(ev, 0)) for ev, outcome in SEND_OUTCOMES.items()],
-        "receipts": ordered(console_q.receipts_last_hour(conn), RECEIPT_ORDER),
-        "chart": chart.build(console_q.per_minute(conn)),
-        "senders": senders_table(console_q.sender_slots(conn),
-                                 console_q.sends_by_sender_last_hour(conn), settings),
+        "sends": [(outcome, hour.sends[outcome]) for outcome in SEND_OUTCOMES.values()],
+        "receipts": ordered(dict(hour.receipts), RECEIPT_ORDER),
+        "chart": chart.build(hour.minutes),
+        "senders": senders_table(console_q.sender_slots(conn), dict(hour.by_sender), settings),
     }
 
 

@@ -1,5 +1,5 @@
--- The operations console's own reads: the overview's last hour, the per-minute
--- chart, the senders' sends, a number's messages, and ended sessions.
+-- The operations console's own reads: the overview's figures (its last hour by
+-- minute), a number's messages, the dead letters' kinds, and ended sessions.
 -- Event names are the audit trail's (see the workers); which event is which
 -- outcome is decided in app/console/overview.py, not here.
 -- Every time-bounded read of audit_log names only events of the partial index
@@ -8,7 +8,7 @@
 -- name: overview_status
 -- Lag, dead letters, live workers and the last webhook's age, in one round trip.
 -- A worker is live when it beat within %(fresh_s)s seconds and did not say it stopped.
-SELECT now() AS now,
+SELECT now() AS now, date_trunc('minute', now()) AS this_minute,
        (SELECT EXTRACT(EPOCH FROM now() - min(run_at))
         FROM outbox WHERE state = 'queued' AND run_at <= now()) AS lag_s,
        (SELECT count(*) FROM outbox WHERE state = 'dead') AS dead_letters,
@@ -47,58 +47,25 @@ SELECT GREATEST(reltuples, 0) AS n FROM pg_class WHERE oid = 'outbox'::regclass;
 SELECT key, tat AS next_slot, GREATEST(EXTRACT(EPOCH FROM tat - now()), 0) AS backlog_s
 FROM throttle_state ORDER BY key;
 
--- name: send_events_last_hour
-SELECT event, count(*) AS n
+-- name: send_events_by_minute
+-- The last 60 minutes (the current one included) of send-related audit events, by
+-- minute, event and sender (the sender of a created or adopted send).
+SELECT date_trunc('minute', at) AS minute, event,
+       CASE WHEN event IN ('send.created', 'send.adopted') THEN details->>'sender' END AS sender,
+       count(*) AS n
 FROM audit_log
 WHERE event IN ('send.created', 'send.adopted', 'send.failed', 'send.refused',
                 'message.no_receipt', 'job.retry')
-  AND at > now() - interval '1 hour'
+  AND at >= date_trunc('minute', now()) - interval '59 minutes'
   AND (event <> 'job.retry' OR details->>'kind' = 'send_sms')
-GROUP BY event;
+GROUP BY 1, 2, 3;
 
--- name: receipts_last_hour
-SELECT message_status AS status, count(*) AS n
+-- name: receipts_by_minute
+-- The last 60 minutes of Twilio receipts, by minute and status.
+SELECT date_trunc('minute', received_at) AS minute, message_status AS status, count(*) AS n
 FROM twilio_receipts
-WHERE received_at > now() - interval '1 hour'
-GROUP BY message_status;
-
--- name: sends_by_sender_last_hour
-SELECT details->>'sender' AS sender, count(*) AS n
-FROM audit_log
-WHERE event IN ('send.created', 'send.adopted')
-  AND at > now() - interval '1 hour'
-GROUP BY 1;
-
--- name: per_minute
--- The last 60 minutes (the current one included): sends, deliveries and failures
--- (a create Twilio refused, or a failed/undelivered receipt).
-WITH minutes AS (
-    SELECT generate_series(date_trunc('minute', now()) - interval '59 minutes',
-                           date_trunc('minute', now()), interval '1 minute') AS minute
-), sends AS (
-    SELECT date_trunc('minute', at) AS minute,
-           count(*) FILTER (WHERE event IN ('send.created', 'send.adopted')) AS sends,
-           count(*) FILTER (WHERE event = 'send.failed') AS failures
-    FROM audit_log
-    WHERE event IN ('send.created', 'send.adopted', 'send.failed')
-      AND at >= date_trunc('minute', now()) - interval '59 minutes'
-    GROUP BY 1
-), receipts AS (
-    SELECT date_trunc('minute', received_at) AS minute,
-           count(*) FILTER (WHERE message_status = 'delivered') AS deliveries,
-           count(*) FILTER (WHERE message_status IN ('failed', 'undelivered')) AS failures
-    FROM twilio_receipts
-    WHERE received_at >= date_trunc('minute', now()) - interval '59 minutes'
-    GROUP BY 1
-)
-SELECT m.minute,
-       COALESCE(s.sends, 0) AS sends,
-       COALESCE(r.deliveries, 0) AS deliveries,
-       COALESCE(s.failures, 0) + COALESCE(r.failures, 0) AS failures
-FROM minutes m
-LEFT JOIN sends s ON s.minute = m.minute
-LEFT JOIN receipts r ON r.minute = m.minute
-ORDER BY m.minute;
+WHERE received_at >= date_trunc('minute', now()) - interval '59 minutes'
+GROUP BY 1, 2;
 
 -- name: messages_of_number
 -- The latest messages sent to or received from one number, newest first (by the
