@@ -54,6 +54,7 @@ class Settings:
     service_mps: float | None = None
     consent_mode: str = "opt-in"
     admin_token: str | None = None
+    console_session_ttl_s: float = 8 * 3600.0
     help_reply: str = DEFAULT_HELP_REPLY
     poll_interval_s: float = 2.0
     retry_30008_delay_s: float = 30.0
@@ -152,6 +153,8 @@ class Settings:
             service_mps=env.number("SERVICE_MPS", None, float, minimum=0.001),
             consent_mode=env.choice("CONSENT_MODE", CONSENT_MODES, cls.consent_mode),
             admin_token=env.optional("ADMIN_TOKEN"),
+            console_session_ttl_s=env.number("CONSOLE_SESSION_TTL_S", cls.console_session_ttl_s,
+                                             float, minimum=60, maximum=7 * 86400),
             help_reply=env.optional("HELP_REPLY") or DEFAULT_HELP_REPLY,
             poll_interval_s=env.number("POLL_INTERVAL_S", cls.poll_interval_s, float, minimum=0.01),
             retry_30008_delay_s=env.number("RETRY_30008_DELAY_S", cls.retry_30008_delay_s, float,

@@ -118,6 +118,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.admin import bp as admin_bp
     from app.byoc import bp as byoc_bp
     from app.byoc_actions import bp as byoc_actions_bp
+    from app.console import bp as console_bp
     from app.health import bp as health_bp
     from app.media_routes import bp as media_bp
     from app.push import bp as push_bp
@@ -130,6 +131,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(byoc_bp)
     app.register_blueprint(byoc_actions_bp)
     app.register_blueprint(media_bp)
+    app.register_blueprint(console_bp)
 
 
 def _register_error_handlers(app: Flask) -> None:

@@ -309,7 +309,7 @@ CREATE TABLE consent_history (
     source text NOT NULL,
     evidence jsonb DEFAULT '{}'::jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT consent_history_source_check CHECK ((source = ANY (ARRAY['keyword'::text, 'opt_out_type'::text, 'twilio_21610'::text, 'api'::text, 'cli'::text, 'import'::text]))),
+    CONSTRAINT consent_history_source_check CHECK ((source = ANY (ARRAY['keyword'::text, 'opt_out_type'::text, 'twilio_21610'::text, 'api'::text, 'cli'::text, 'import'::text, 'console'::text]))),
     CONSTRAINT consent_history_status_check CHECK ((status = ANY (ARRAY['opted_in'::text, 'opted_out'::text])))
 );
 
@@ -321,6 +321,11 @@ CREATE SEQUENCE consent_history_id_seq
     CACHE 1;
 
 ALTER SEQUENCE consent_history_id_seq OWNED BY consent_history.id;
+
+CREATE TABLE console_ended_sessions (
+    session_id text NOT NULL,
+    expires_at timestamp with time zone NOT NULL
+);
 
 CREATE TABLE cxone_conversations (
     customer_number text NOT NULL,
@@ -572,6 +577,9 @@ ALTER TABLE ONLY consent_history
 ALTER TABLE ONLY consent
     ADD CONSTRAINT consent_pkey PRIMARY KEY (phone_number, scope);
 
+ALTER TABLE ONLY console_ended_sessions
+    ADD CONSTRAINT console_ended_sessions_pkey PRIMARY KEY (session_id);
+
 ALTER TABLE ONLY cxone_conversations
     ADD CONSTRAINT cxone_conversations_pkey PRIMARY KEY (customer_number, business_number);
 
@@ -641,6 +649,8 @@ ALTER TABLE ONLY worker_heartbeats
 CREATE INDEX audit_log_message ON audit_log USING btree (cxone_message_id, id) WHERE (cxone_message_id IS NOT NULL);
 
 CREATE INDEX audit_log_phone ON audit_log USING btree (phone_number, id) WHERE (phone_number IS NOT NULL);
+
+CREATE INDEX audit_log_sends_at ON audit_log USING btree (at) WHERE (event = ANY (ARRAY['send.created'::text, 'send.adopted'::text, 'send.failed'::text, 'send.refused'::text, 'message.no_receipt'::text, 'job.retry'::text]));
 
 CREATE INDEX audit_log_sid ON audit_log USING btree (twilio_message_sid, id) WHERE (twilio_message_sid IS NOT NULL);
 

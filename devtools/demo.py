@@ -81,9 +81,23 @@ def run_demo(root: Path, ports: Ports, cxone_mode: str) -> int:
     for name, command in commands.items():
         manager.add_process(name, command, env=env, cwd=str(root))
     threading.Thread(target=run.seed, name="demo-seed", daemon=True).start()
+    traffic_stop = threading.Event()
+    threading.Thread(target=_traffic, args=(ports, cxone_mode, traffic_stop), daemon=True,
+                     name="demo-traffic").start()
     manager.loop()
+    traffic_stop.set()
     print(summary(run.snapshot, run.dead_letters()), flush=True)
     return int(manager.returncode or 0)
+
+
+def _traffic(ports: Ports, cxone_mode: str, stop: threading.Event) -> None:
+    """A little traffic for the console (sandbox/traffic.py), once the first reply is through."""
+    from sandbox.traffic import run_traffic
+
+    if stop.wait(20.0):  # let the seed's first reply and the banner come first
+        return
+    run_traffic(f"http://127.0.0.1:{ports.cxone}", f"http://127.0.0.1:{ports.twilio}", stop,
+                cxone_mode=cxone_mode)
 
 
 def prepare_database() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from devtools.environment import DEMO_CUSTOMER, Ports
+from devtools.environment import DEMO_ADMIN_TOKEN, DEMO_CUSTOMER, Ports
 
 RULE = "=" * 80
 
@@ -47,6 +47,9 @@ def banner(ports: Ports, message_id: str | None, *, opted_out: bool, dfo: bool =
         f"   curl -s localhost:{cxone}/_sandbox/conversations",
         " Operate it from another terminal in this directory (reads .env.sandbox):",
         "   . .venv/bin/activate && smsgw status",
+        f" Operations console: http://localhost:{web}/console/   admin token: {DEMO_ADMIN_TOKEN}",
+        "   (a little traffic keeps flowing: replies, answers, a failure, now and then a "
+        "dead letter)",
         f" Health: curl -s localhost:{web}/readyz",
         " The simulators start empty on every run; the gateway's database is kept.",
         " Press Enter to show this again. Ctrl-C stops everything.",
@@ -82,6 +85,9 @@ def _dfo_banner(ports: Ports, message_id: str | None, *, opted_out: bool) -> str
         f"   curl -s localhost:{cxone}/_sandbox/messages",
         " Operate it from another terminal in this directory (reads .env.sandbox):",
         "   . .venv/bin/activate && smsgw status",
+        f" Operations console: http://localhost:{web}/console/   admin token: {DEMO_ADMIN_TOKEN}",
+        "   (a little traffic keeps flowing: replies, answers, a failure, now and then a "
+        "dead letter)",
         f" Health: curl -s localhost:{web}/readyz",
         " The simulators start empty on every run; the gateway's database is kept.",
         " Press Enter to show this again. Ctrl-C stops everything.", RULE, "",

@@ -19,6 +19,7 @@ ENV_FILE = ".env.sandbox"
 # The CXone dialects the demo can simulate: the seed's Open Messaging, or a real
 # tenant's DFO 3.0 (its simulator runs on the CXone port and calls the gateway).
 CXONE_MODES = ("open-messaging", "dfo")
+DEMO_ADMIN_TOKEN = "sandbox-admin-token"  # the admin API and the console
 DEMO_CUSTOMER = "+14155550123"
 
 
@@ -78,7 +79,7 @@ def gateway_settings(ports: Ports, cxone_mode: str = "open-messaging") -> dict[s
         "TWILIO_AUTH_TOKEN": defaults.TWILIO_AUTH_TOKEN,
         "TWILIO_MESSAGING_SERVICE_SID": defaults.TWILIO_MESSAGING_SERVICE_SID,
         "SENDER_NUMBERS": ",".join(defaults.SENDER_NUMBERS),
-        "ADMIN_TOKEN": "sandbox-admin-token",
+        "ADMIN_TOKEN": DEMO_ADMIN_TOKEN,
         "WEB_CONCURRENCY": "2",
         # The simulators' own settings (python -m sandbox reads them).
         "CXONE_SIM_PORT": str(ports.cxone),
