@@ -1,8 +1,12 @@
-"""The Twilio adapter: the official ``twilio`` package, pointed at TWILIO_API_BASE_URL.
+"""The Twilio adapter: Twilio's REST API for messages, over our pooled HTTP client.
 
-Library exceptions become the gateway's own (:mod:`app.errors`) here and
-nowhere else. A create whose answer never came back is *ambiguous*: the caller
-must look the message up before sending again.
+Create, fetch and find speak Twilio's wire format directly (form-encoded requests,
+JSON answers) through :mod:`app.http_client`: the ``twilio`` package's client costs
+more CPU per create than the create itself (docs/PERFORMANCE.md); its request
+validator's port rules are still what signatures are checked by. Twilio's answers
+become the gateway's own errors (:mod:`app.errors`) here and nowhere else. A create
+whose answer never came back is *ambiguous*: the caller must look the message up
+before sending again.
 """
 
 from __future__ import annotations
@@ -14,19 +18,23 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from hashlib import sha1
 from typing import Any, Protocol
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
-import requests
-from requests.adapters import HTTPAdapter
-from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import add_port, remove_port
-from twilio.rest import Client
 
 from app.config import Settings
 from app.errors import AuthenticationFailed, PermanentError, TransientError
+from app.http_client import (
+    ConnectFailed,
+    ConnectTimeout,
+    HttpClient,
+    HttpFailure,
+    ReadTimeout,
+    Response,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +52,32 @@ class TwilioMessage:
     date_created: datetime | None
 
     @classmethod
-    def from_resource(cls, msg: Any) -> TwilioMessage:
-        return cls(sid=msg.sid, status=msg.status, to=msg.to, from_=msg.from_, body=msg.body,
-                   error_code=int(msg.error_code) if msg.error_code not in (None, "") else None,
-                   date_created=msg.date_created)
+    def from_json(cls, data: Any) -> TwilioMessage:
+        """A Message resource as Twilio answers it (JSON); TransientError when unusable."""
+        if not isinstance(data, dict) or not isinstance(data.get("sid"), str) \
+                or not isinstance(data.get("status"), str):
+            raise TransientError("twilio: the answer is not a Message resource",
+                                 code="unreadable")
+        code = data.get("error_code")
+        return cls(sid=data["sid"], status=data["status"], to=_text(data.get("to")),
+                   from_=_text(data.get("from")), body=_text(data.get("body")),
+                   error_code=int(code) if isinstance(code, (int, str)) and str(code).isdigit()
+                   else None,
+                   date_created=_date(data.get("date_created")))
 
 
-class _HttpClient(TwilioHttpClient):
-    """TwilioHttpClient with a connection pool large enough for our greenlets."""
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
-    def __init__(self, pool_size: int, timeout_s: float) -> None:
-        super().__init__(pool_connections=True, timeout=None)
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-        assert self.session is not None
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        self.timeout = (min(5.0, timeout_s), timeout_s)  # type: ignore[assignment]
+
+def _date(value: Any) -> datetime | None:
+    """Twilio's RFC 2822 dates ("Wed, 02 Dec 2026 10:00:00 +0000")."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
 
 
 class SignatureChecker:
@@ -118,17 +136,13 @@ class TwilioGateway:
 
     def __init__(self, settings: Settings, *, pool_size: int = 64) -> None:
         self.settings = settings
-        self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token,
-                             http_client=_HttpClient(pool_size, settings.twilio_timeout_s),
-                             environment={"_": ""})
-        # Keep edge/region unset: they rewrite the host (contracts/twilio.md).
-        self.client.edge = None
-        self.client.region = None
-        self.client.api.base_url = settings.twilio_api_base_url
-
-    @property
-    def _messages(self) -> Any:
-        return self.client.api.v2010.accounts(self.settings.twilio_account_sid).messages
+        self.http = HttpClient(pool_size=pool_size,
+                               timeout=(min(5.0, settings.twilio_timeout_s),
+                                        settings.twilio_timeout_s))
+        self._auth = (settings.twilio_account_sid, settings.twilio_auth_token)
+        # Keep edge/region out of it: the host is TWILIO_API_BASE_URL (contracts/twilio.md).
+        self._messages_url = (f"{settings.twilio_api_base_url.rstrip('/')}/2010-04-01/Accounts/"
+                              f"{settings.twilio_account_sid}/Messages")
 
     def create_message(self, *, to: str, body: str, from_: str | None = None,
                        media_urls: list[str] | None = None,
@@ -138,102 +152,90 @@ class TwilioGateway:
         ``smart_encoded``: Twilio replaces the characters that would turn a GSM-7 body
         into UCS-2 (curly quotes and the like), so it costs fewer segments.
         """
-        params: dict[str, Any] = {
-            "to": to, "body": body,
-            "messaging_service_sid": self.settings.twilio_messaging_service_sid,
-            "status_callback": self.settings.receipts_url,
+        form: dict[str, Any] = {
+            "To": to, "Body": body,
+            "MessagingServiceSid": self.settings.twilio_messaging_service_sid,
+            "StatusCallback": self.settings.receipts_url,
         }
         if smart_encoded:
-            params["smart_encoded"] = True
+            form["SmartEncoded"] = "true"
         if from_:
-            params["from_"] = from_
+            form["From"] = from_
         if media_urls:
-            params["media_url"] = media_urls
-        return self._call("create", lambda: self._messages.create(**params), may_have_sent=True)
+            form["MediaUrl"] = list(media_urls)
+        answer = self._call("create", "POST", self._messages_url + ".json", data=form,
+                            may_have_sent=True)
+        return TwilioMessage.from_json(_json(answer, "create", may_have_sent=True))
 
     def fetch_message(self, sid: str) -> TwilioMessage:
         """The current state of one message."""
-        return self._call("fetch", lambda: self._messages(sid).fetch())
+        answer = self._call("fetch", "GET", f"{self._messages_url}/{quote(sid, safe='')}.json")
+        return TwilioMessage.from_json(_json(answer, "fetch"))
 
     def find_messages(self, *, to: str, from_: str | None, since: datetime,
                       limit: int = 100) -> list[TwilioMessage]:
         """Recent messages to ``to`` (and from ``from_``) created at or after ``since``.
 
-        Filtered on creation time here: a message Twilio has not sent yet has no
-        ``date_sent``, so a DateSent filter alone would miss it. The DateSent
-        filter keeps only a day of slack to bound the listing.
+        One page of Twilio's newest-first listing (``limit`` at most 100), filtered on
+        creation time here: a message Twilio has not sent yet has no ``date_sent``, so
+        a DateSent filter would miss it.
         """
-        kwargs: dict[str, Any] = {"to": to, "limit": limit, "page_size": min(limit, 100)}
+        params: dict[str, Any] = {"To": to, "PageSize": max(1, min(limit, 100))}
         if from_:
-            kwargs["from_"] = from_
+            params["From"] = from_
+        answer = self._call("list", "GET", self._messages_url + ".json", params=params)
+        page = _json(answer, "list")
+        items = page.get("messages") if isinstance(page, dict) else None
+        if not isinstance(items, list):
+            raise TransientError("twilio list: the answer has no messages", code="unreadable")
+        found = [TwilioMessage.from_json(item) for item in items[:limit]]
+        return [m for m in found if m.date_created is None or m.date_created >= since]
 
-        def listing() -> list[TwilioMessage]:
-            found = [TwilioMessage.from_resource(m) for m in self._messages.list(**kwargs)]
-            return [m for m in found if m.date_created is None or m.date_created >= since]
-
-        return self._call("list", listing)
-
-    def _call(self, operation: str, fn: Any, *, may_have_sent: bool = False) -> Any:
+    def _call(self, operation: str, method: str, url: str, *, may_have_sent: bool = False,
+              **kwargs: Any) -> Response:
+        """One call; anything but a 2xx answer becomes the gateway's own error."""
         started = time.perf_counter()
         try:
-            result = fn()
-        except TwilioRestException as exc:
-            raise _translate_rest_error(operation, exc) from exc
-        except TwilioException as exc:
-            raise _translate_library_error(operation, exc, may_have_sent) from exc
-        except requests.exceptions.ConnectTimeout as exc:
+            answer = self.http.request(method, url, auth=self._auth,
+                                       headers={"Accept": "application/json"}, **kwargs)
+        except ConnectTimeout as exc:
             raise TransientError(f"twilio {operation}: connect timeout", code="timeout") from exc
-        except requests.exceptions.Timeout as exc:
+        except ConnectFailed as exc:  # nothing was sent: never ambiguous
+            raise TransientError(f"twilio {operation}: connection refused ({exc})",
+                                 code="connection") from exc
+        except ReadTimeout as exc:
             raise TransientError(f"twilio {operation}: no answer in time",
                                  code="timeout", ambiguous=may_have_sent) from exc
-        except requests.exceptions.ConnectionError as exc:
-            refused = _never_connected(exc)
-            raise TransientError(
-                f"twilio {operation}: {'connection refused' if refused else 'connection dropped'}",
-                code="connection", ambiguous=may_have_sent and not refused) from exc
-        except requests.exceptions.RequestException as exc:
-            raise TransientError(f"twilio {operation}: {type(exc).__name__}",
-                                 code="http", ambiguous=may_have_sent) from exc
+        except HttpFailure as exc:
+            raise TransientError(f"twilio {operation}: connection dropped ({exc})",
+                                 code="connection", ambiguous=may_have_sent) from exc
         finally:
             observe_latency("twilio", operation, time.perf_counter() - started)
-        if isinstance(result, list):
-            return result
-        return TwilioMessage.from_resource(result)
+        if answer.status_code >= 400:
+            raise _error_for(operation, answer, may_have_sent)
+        return answer
 
 
-def _translate_rest_error(operation: str, exc: TwilioRestException) -> Exception:
-    code = str(exc.code) if exc.code is not None else None
-    message = f"twilio {operation}: HTTP {exc.status} code {code}: {exc.msg}"
-    if exc.status == 429 or code == "20429":
-        return TransientError(message, code="20429", status=exc.status)
-    if exc.status in (401, 403) and code in ("20003", None):
-        return AuthenticationFailed(message, code=code, status=exc.status)
-    if exc.status is not None and exc.status >= 500:
-        # The request reached Twilio; a 5xx does not promise nothing was created.
-        return TransientError(message, code=code or str(exc.status), status=exc.status,
-                              ambiguous=operation == "create")
-    return PermanentError(message, code=code, status=exc.status)
+def _json(answer: Response, operation: str, *, may_have_sent: bool = False) -> Any:
+    try:
+        return answer.json()
+    except ValueError:
+        raise TransientError(f"twilio {operation}: the answer is not JSON", code="unreadable",
+                             ambiguous=may_have_sent) from None
 
 
-def _translate_library_error(operation: str, exc: TwilioException,
-                             may_have_sent: bool) -> Exception:
-    """The package's other exceptions, e.g. a list page that came back 500 or 429.
-
-    ``TwilioException("Unable to fetch page", response)`` carries the HTTP
-    response; anything else (an unreadable page) is worth another try.
-    """
-    what = str(exc.args[0]) if exc.args else type(exc).__name__
-    response = next((a for a in exc.args[1:] if hasattr(a, "status_code")), None)
-    if response is None:
-        return TransientError(f"twilio {operation}: {what}", code="unreadable",
-                              ambiguous=may_have_sent)
-    status = int(response.status_code)
-    code, detail = _error_body(getattr(response, "text", ""))
+def _error_for(operation: str, answer: Response, may_have_sent: bool) -> Exception:
+    """Twilio's error answer ({"code", "message", "status"}) as the gateway's error."""
+    status = answer.status_code
+    code, detail = _error_body(answer.text)
     message = f"twilio {operation}: HTTP {status}" + (f" code {code}" if code else "") + \
-        f": {detail or what}"
+        f": {detail or answer.reason or 'error'}"
     if status == 429 or code == "20429":
         return TransientError(message, code="20429", status=status)
+    if status in (401, 403) and code in ("20003", None):
+        return AuthenticationFailed(message, code=code, status=status)
     if status >= 500:
+        # The request reached Twilio; a 5xx does not promise nothing was created.
         return TransientError(message, code=code or str(status), status=status,
                               ambiguous=may_have_sent)
     return PermanentError(message, code=code, status=status)
@@ -250,11 +252,6 @@ def _error_body(text: str) -> tuple[str | None, str | None]:
     code, message = body.get("code"), body.get("message")
     return (str(code) if code is not None else None,
             str(message)[:300] if message is not None else None)
-
-
-def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
-    text = repr(exc)
-    return "NewConnectionError" in text or "Connection refused" in text
 
 
 def observe_latency(system: str, operation: str, seconds: float) -> None:

@@ -246,10 +246,28 @@ class Process:
         self._log.close()
 
 
+_RUN_DIR: list[Path] = []
+
+
+def run_dir() -> Path:
+    """The working directory of every process a test starts: empty but for gunicorn.conf.py.
+
+    Not the checkout: web, worker and the CLI read ``.env`` (the CLI also
+    ``.env.sandbox``) from their working directory, and a developer's own files
+    (``python3 dev.py demo`` writes .env.sandbox) must not leak into a test.
+    """
+    if not _RUN_DIR:
+        path = Path(tempfile.mkdtemp(prefix="smsgw-run-"))
+        (path / "gunicorn.conf.py").symlink_to(ROOT / "gunicorn.conf.py")
+        _RUN_DIR.append(path)
+    return _RUN_DIR[0]
+
+
 def start_process(name: str, args: list[str], env: dict[str, str]) -> Process:
     log_file = tempfile.NamedTemporaryFile(prefix=f"smsgw-{name}-", suffix=".log", delete=False)
-    popen = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-                             start_new_session=True)
+    path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    popen = subprocess.Popen(args, env={**env, "PYTHONPATH": path}, cwd=run_dir(),
+                             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     return Process(name=name, popen=popen, log_path=Path(log_file.name), _log=log_file)
 
 

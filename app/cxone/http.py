@@ -13,22 +13,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
-
 from app.errors import AuthenticationFailed, Conflict, NotFound, PermanentError, TransientError
+from app.http_client import ConnectTimeout, HttpClient, HttpFailure, ReadTimeout, Response
 
 TIMEOUT = (5.0, 15.0)
 REFUSAL_MEMORY_S = 30.0
 
 
-def session(pool_size: int = 32) -> requests.Session:
-    """A keep-alive session sized for the worker's greenlets (no retries of its own)."""
-    s = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-    s.mount("http://", adapter)
-    s.mount("https://", adapter)
-    return s
+def session(pool_size: int = 32) -> HttpClient:
+    """Keep-alive connections sized for the worker's greenlets (no retries of their own)."""
+    return HttpClient(pool_size=pool_size, timeout=TIMEOUT)
 
 
 class TokenCache:
@@ -69,7 +63,7 @@ class TokenCache:
         return None
 
 
-def raise_for_status(system: str, operation: str, response: requests.Response) -> None:
+def raise_for_status(system: str, operation: str, response: Response) -> None:
     """Our error for an HTTP error answer: 429/5xx transient, 404/409 final answers."""
     status = response.status_code
     if status < 400:
@@ -100,7 +94,7 @@ def retry_after(value: str | None) -> float | None:
         return None
 
 
-def short_detail(response: requests.Response) -> str:
+def short_detail(response: Response) -> str:
     """A short, printable reason from an error body (never the whole body)."""
     try:
         data = response.json()
@@ -120,7 +114,7 @@ def _printable(text: str) -> str:
     return "".join(c for c in text[:200] if c.isprintable())
 
 
-def json_of(system: str, operation: str, response: requests.Response) -> Any:
+def json_of(system: str, operation: str, response: Response) -> Any:
     """The answer's JSON; a body that is not JSON is the other side misbehaving (retry)."""
     try:
         return response.json()
@@ -128,25 +122,24 @@ def json_of(system: str, operation: str, response: requests.Response) -> Any:
         raise TransientError(f"{system} {operation}: the answer is not JSON") from None
 
 
-def object_of(system: str, operation: str, response: requests.Response) -> dict[str, Any]:
+def object_of(system: str, operation: str, response: Response) -> dict[str, Any]:
     data = json_of(system, operation, response)
     if not isinstance(data, dict):
         raise TransientError(f"{system} {operation}: the answer is not a JSON object")
     return data
 
 
-def send(session_: requests.Session, method: str, url: str, *, system: str, operation: str,
-         **kwargs: Any) -> requests.Response:
+def send(client: HttpClient, method: str, url: str, *, system: str, operation: str,
+         **kwargs: Any) -> Response:
     """One request; connection errors and timeouts become TransientError."""
     from app.metrics import observe_call
 
     started = time.perf_counter()
     try:
-        return session_.request(method, url, timeout=TIMEOUT, **kwargs)
-    except requests.Timeout as exc:
+        return client.request(method, url, **kwargs)
+    except (ConnectTimeout, ReadTimeout) as exc:
         raise TransientError(f"{system} {operation}: timeout", code="timeout") from exc
-    except requests.RequestException as exc:
-        raise TransientError(f"{system} {operation}: {type(exc).__name__}",
-                             code="connection") from exc
+    except HttpFailure as exc:
+        raise TransientError(f"{system} {operation}: {exc}", code="connection") from exc
     finally:
         observe_call(system, operation, time.perf_counter() - started)

@@ -18,7 +18,7 @@ from app.readiness import tls_days_left
 from app.services import Services
 from db.pool import Database
 from sandbox import defaults
-from tests.harness import ROOT, free_port, gateway_env, start_web, start_worker, wait_for
+from tests.harness import free_port, gateway_env, run_dir, start_web, start_worker, wait_for
 from worker.housekeeping import housekeep_once
 
 CUSTOMER = "+14155550100"
@@ -41,7 +41,7 @@ def services(database_url):
 
 
 def cli(env: dict[str, str], *args: str, stdin: str | None = None):
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, cwd=run_dir(),
                           capture_output=True, text=True, timeout=60, input=stdin)
 
 

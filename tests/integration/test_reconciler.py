@@ -10,7 +10,7 @@ import psycopg
 import requests
 
 from sandbox import defaults
-from tests.harness import ROOT, gateway_env, start_worker, wait_for
+from tests.harness import gateway_env, run_dir, start_worker, wait_for
 
 CUSTOMER = "+14155550100"
 BUSINESS = "+18005550100"
@@ -94,7 +94,7 @@ def test_cxone_still_pending_after_we_sent_gets_the_truth_again(database_url, cx
         conn.execute("UPDATE cxone_status_updates SET cxone_message_id = %s", (fresh["id"],))
         conn.execute("UPDATE cxone_message_status SET cxone_message_id = %s", (fresh["id"],))
     env = _env(database_url, cxone, twilio)
-    result = subprocess.run([sys.executable, "-m", "app.cli", "reconcile"], env=env, cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "app.cli", "reconcile"], env=env, cwd=run_dir(),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "pending_repushed=1" in result.stdout
@@ -125,10 +125,10 @@ def test_replayed_dead_letter_that_twilio_has_is_not_sent_twice(database_url, cx
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DELETE FROM idempotency_keys")
     listed = subprocess.run([sys.executable, "-m", "app.cli", "dead-letters", "list"], env=env,
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+                            cwd=run_dir(), capture_output=True, text=True, timeout=60)
     assert str(job_id) in listed.stdout and reply["id"] in listed.stdout
     replay = subprocess.run([sys.executable, "-m", "app.cli", "dead-letters", "replay",
-                             str(job_id)], env=env, cwd=ROOT, capture_output=True, text=True,
+                             str(job_id)], env=env, cwd=run_dir(), capture_output=True, text=True,
                             timeout=60)
     assert replay.returncode == 0, replay.stderr
     wait_for(lambda: cxone.statuses(reply["id"]) == ["SENT", "DELIVERED"], timeout=30,
