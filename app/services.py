@@ -73,6 +73,13 @@ def build_services(settings: Settings, *, process_name: str,
     from db.embedded import resolve_database_url
 
     url = resolve_database_url(settings.database_url)
-    db = Database(url, max_size=pool_size or settings.database_pool_size,
-                  application_name=f"smsgw-{process_name}")
+    size = pool_size or settings.database_pool_size
+    if process_name == "web":
+        # Twilio gives up after 15 s: wait at most 10 s for a connection, and beyond a
+        # queue of 8 per connection refuse at once (503; Twilio retries) so the queue,
+        # and every answer's wait, stays bounded under overload.
+        db = Database(url, max_size=size, application_name=f"smsgw-{process_name}",
+                      acquire_timeout_s=10.0, max_waiting=8 * size)
+    else:
+        db = Database(url, max_size=size, application_name=f"smsgw-{process_name}")
     return Services(settings=settings, db=db, process_name=process_name)

@@ -1,13 +1,20 @@
-"""A small connection pool that cooperates with gevent.
+"""The database: psycopg's own pool, with the gateway's errors and a fast "unavailable".
 
-Under gevent's monkey-patching the queue and semaphore below are greenlet-aware;
-psycopg (3.1.14+) waits on sockets cooperatively. Connections are autocommit:
-transactions are explicit (``with db.transaction() as conn``).
+``psycopg_pool.ConnectionPool`` hands connections out first come, first served (a
+connection given back goes straight to the longest waiter: no greenlet can barge
+in ahead), bounds the queue (``max_waiting``: the web process refuses beyond it at
+once, 503, rather than letting every request wait), replaces broken connections
+and retires old ones (``max_lifetime``). Under gevent its worker threads are
+greenlets and psycopg (3.1.14+) waits on sockets cooperatively. Measured against
+the hand-written pool it replaced in docs/PERFORMANCE.md (overload).
+
+Connections are autocommit: transactions are explicit (``with db.transaction() as
+conn``). The pool opens in the process that first uses it (never before a fork).
 """
 
 from __future__ import annotations
 
-import queue
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +22,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from app.errors import DatabaseBusy, DatabaseUnavailable, RejectedByDatabase
 
@@ -72,49 +80,43 @@ class Database:
     """A bounded pool of autocommit connections to one database."""
 
     def __init__(self, url: str, *, max_size: int = 10, application_name: str = "smsgw",
-                 acquire_timeout_s: float = 30.0, connect_timeout_s: int = 10) -> None:
+                 acquire_timeout_s: float = 30.0, connect_timeout_s: int = 10,
+                 max_waiting: int = 0) -> None:
+        """``max_waiting``: how many may wait for a connection before the next is refused
+        at once with DatabaseBusy (0: no limit)."""
         self.url = url
         self.max_size = max_size
         self.application_name = application_name
         self.acquire_timeout_s = acquire_timeout_s
         self.connect_timeout_s = connect_timeout_s
-        self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
-        self._slots = threading.BoundedSemaphore(max_size)
-        self._closed = False
+        self.max_waiting = max_waiting
+        self._pool: ConnectionPool[Connection] | None = None
+        self._pool_pid = 0
+        self._lock = threading.Lock()
+        # The last failed connect and why, until one succeeds: while it stands, a request
+        # that finds no idle connection fails at once instead of waiting out the timeout.
+        self._unreachable: str | None = None
 
     def connect(self, **kwargs: Any) -> Connection:
         """A new connection outside the pool (listeners, advisory-lock holders)."""
         try:
-            return psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
-                                   application_name=self.application_name,
-                                   connect_timeout=self.connect_timeout_s,
-                                   options="-c TimeZone=UTC", **kwargs)
+            return psycopg.connect(self.url, **{**self._connect_kwargs(), **kwargs})
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(f"cannot connect to Postgres: {first_line(exc)}") from exc
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
-        """Borrow a connection; a broken one is thrown away, not returned."""
-        if not self._slots.acquire(timeout=self.acquire_timeout_s):
-            raise DatabaseUnavailable("no database connection free in time (pool exhausted)")
-        conn: Connection | None = None
+        """Borrow a connection; a broken one is thrown away (and replaced), not reused."""
+        pool = self._opened_pool()
+        conn = self._borrow(pool)
         try:
-            conn = self._take_idle() or self.connect()
             with translated(conn):
                 yield conn
         except DatabaseUnavailable:
-            if conn is not None:
-                close_quietly(conn)  # whatever state it is in, it is not reused
-                conn = None
-            raise
-        except BaseException:
-            if conn is not None and (conn.closed or conn.broken):
-                conn = None
+            close_quietly(conn)  # whatever state it is in, it is not reused
             raise
         finally:
-            if conn is not None:
-                self._give_back(conn)
-            self._slots.release()
+            pool.putconn(conn)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -122,36 +124,73 @@ class Database:
         with self.connection() as conn, conn.transaction():
             yield conn
 
+    def waiting(self) -> int:
+        """How many are waiting for a connection now (a metric under load)."""
+        pool = self._pool
+        return pool.get_stats().get("requests_waiting", 0) if pool is not None else 0
+
     def close(self) -> None:
-        """Close idle connections; connections in use close when given back."""
-        self._closed = True
-        while True:
-            try:
-                close_quietly(self._idle.get_nowait())
-            except queue.Empty:
-                return
+        """Close the pool: idle connections now, connections in use when given back."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pool_pid == os.getpid():
+            pool.close(timeout=1.0)
 
-    def _take_idle(self) -> Connection | None:
-        while True:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                return None
-            if not conn.closed and not conn.broken:
+    # -- the pool ------------------------------------------------------------------------
+
+    def _borrow(self, pool: ConnectionPool[Connection]) -> Connection:
+        unreachable = self._unreachable
+        try:
+            # Postgres did not answer the last connect: take an idle connection if there
+            # is one, else fail now (the pool keeps trying to connect meanwhile).
+            return pool.getconn(timeout=0.001 if unreachable else self.acquire_timeout_s)
+        except TooManyRequests as exc:
+            raise DatabaseBusy(f"too many requests waiting for a database connection "
+                               f"({self.max_waiting})", code="pool_full") from exc
+        except PoolTimeout as exc:
+            if unreachable or self._unreachable:
+                raise DatabaseUnavailable(
+                    f"cannot connect to Postgres: {unreachable or self._unreachable}") from exc
+            raise DatabaseUnavailable("no database connection free in time (pool exhausted)",
+                                      code="pool_timeout") from exc
+
+    def _opened_pool(self) -> ConnectionPool[Connection]:
+        pool = self._pool
+        if pool is not None and self._pool_pid == os.getpid():
+            return pool
+        with self._lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ConnectionPool(
+                    self.url, connection_class=self._connection_class(),
+                    kwargs=self._connect_kwargs(), min_size=0, max_size=self.max_size,
+                    open=False, timeout=self.acquire_timeout_s, max_waiting=self.max_waiting,
+                    max_lifetime=3600.0, max_idle=600.0, reconnect_timeout=5.0,
+                    name=self.application_name, num_workers=2)
+                self._pool.open(wait=False)
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return {"autocommit": True, "row_factory": dict_row,
+                "application_name": self.application_name,
+                "connect_timeout": self.connect_timeout_s, "options": "-c TimeZone=UTC"}
+
+    def _connection_class(self) -> type[Connection]:
+        """psycopg's Connection, noting whether Postgres answered the pool's last connect."""
+        database = self
+
+        class _Noted(psycopg.Connection[dict[str, Any]]):
+            @classmethod
+            def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
+                try:
+                    conn = super().connect(conninfo, **kwargs)
+                except psycopg.OperationalError as exc:
+                    database._unreachable = first_line(exc) or "no answer"
+                    raise
+                database._unreachable = None
                 return conn
-            close_quietly(conn)
 
-    def _give_back(self, conn: Connection) -> None:
-        if self._closed or conn.closed or conn.broken:
-            close_quietly(conn)
-            return
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            try:
-                conn.rollback()
-            except psycopg.Error:
-                close_quietly(conn)
-                return
-        self._idle.put(conn)
+        return _Noted
 
 
 def close_quietly(conn: Connection) -> None:
