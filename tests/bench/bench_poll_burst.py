@@ -36,7 +36,8 @@ import os
 import sys
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
+from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,14 @@ from tests.harness import (  # noqa: E402
 TARGET_S = 10.0
 SAMPLE_S = 0.1
 CHUNK = 1000  # replies per control-API request
+# What this database's other backends are doing at each sample (where Postgres time goes).
+ACTIVE_BACKENDS = """
+    SELECT a.wait_event_type, a.wait_event, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 50)
+           || COALESCE(' <- blocked by: ' || (
+               SELECT b.state || ' ' || left(regexp_replace(b.query, '\\s+', ' ', 'g'), 50)
+               FROM pg_stat_activity b WHERE b.pid = (pg_blocking_pids(a.pid))[1]), '')
+    FROM pg_stat_activity a
+    WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.state = 'active'"""
 # Slots are computed in floating seconds and stored with microseconds.
 SPACING_EPSILON_S = 2e-6
 
@@ -188,11 +197,14 @@ class Bench:
             profilers = start_profilers([w.popen.pid for w in self.workers],
                                         self.args.profile_seconds, self.args.profile)
         samples: list[tuple[float, int, int]] = []
+        waits: Counter[str] = Counter()
         with psycopg.connect(self.url, autocommit=True) as conn:
             while True:
                 row = conn.execute("SELECT count(*), count(slot) FROM outbox "
                                    "WHERE kind = 'send_sms'").fetchone()
                 assert row is not None
+                for kind, name, query in conn.execute(ACTIVE_BACKENDS):
+                    waits[f"{kind or 'CPU'}:{name or '-'} {query}"] += 1
                 samples.append((time.time() - visible_at, int(row[0]), int(row[1])))
                 if row[1] >= n or samples[-1][0] > self.args.timeout:
                     break
@@ -204,6 +216,12 @@ class Bench:
         elapsed = samples[-1][0]
         cpu = {k: round(v - cpu_before[k], 2) for k, v in self.cpu().items()}
         polls = cx.get("/_sandbox/stats")["poll"] - polls_before
+        served = [served_at(item["at"]) - visible_at
+                  for item in cx.get("/_sandbox/requests", params={"endpoint": "poll"})["items"]]
+        served = sorted(t for t in served if 0 <= t <= elapsed)
+        gaps = sorted(b - a for a, b in pairwise(served))
+        puts = sum(1 for item in cx.get("/_sandbox/requests", params={"endpoint": "put"})["items"]
+                   if 0 <= served_at(item["at"]) - visible_at <= elapsed)
         for profiler in profilers:
             profiler.wait(timeout=self.args.profile_seconds + 30)
         booked = samples[-1][2]
@@ -222,8 +240,13 @@ class Bench:
                if first else None,
                "last_page_started_after_s": round(last - visible_at, 2) if last else None,
                "pages_polled": polls, "items_per_page": round(n / polls, 1) if polls else None,
+               "seconds_between_polls": {"p50": round(gaps[len(gaps) // 2], 3),
+                                         "p90": round(gaps[int(len(gaps) * 0.9)], 3),
+                                         "max": round(gaps[-1], 3)} if gaps else None,
+               "cxone_status_puts_meanwhile": puts,
                "cpu_s": cpu,
                "worker_cores": round(cpu["worker"] / elapsed, 2) if elapsed else None,
+               "backends_active": dict(waits.most_common(12)),
                "timeline": [(round(t, 1), e, b) for t, e, b in samples[::5]]}
         if profilers:
             out["hot_spots"] = hot_spots(self.args.profile)
@@ -288,6 +311,11 @@ class Bench:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
 
 
+def served_at(stamp: str) -> float:
+    """Epoch seconds of a simulator request-log stamp (ISO 8601 UTC)."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
 def print_report(results: dict) -> None:
     s = results["settings"]
     print(f"\npoll burst: {s['replies']} replies over {s['senders']} senders at "
@@ -300,9 +328,14 @@ def print_report(results: dict) -> None:
     print(f"first enqueued after {results['first_enqueued_after_s']}s (waiting for the "
           f"poll), all booked {results['seconds_from_first_page']}s after that; last page's "
           f"transaction started after {results['last_page_started_after_s']}s; "
-          f"{results['pages_polled']} pages polled ({results['items_per_page']} items/page)")
+          f"{results['pages_polled']} pages polled ({results['items_per_page']} items/page), "
+          f"seconds between polls {results['seconds_between_polls']}; "
+          f"{results['cxone_status_puts_meanwhile']} status PUTs to CXone meanwhile")
     print(f"CPU seconds: {results['cpu_s']}; worker {results['worker_cores']} cores")
     print(f"bookings: {results['bookings']}")
+    print("active backends over the samples (wait event, query):")
+    for what, count in results["backends_active"].items():
+        print(f"  {count:5d}  {what}")
     print(f"timeline (s, enqueued, booked): {results['timeline']}")
     for kind, rows in results.get("hot_spots", {}).items():
         print(f"\nhot spots, {kind} (share of samples, py-spy on the worker):")
