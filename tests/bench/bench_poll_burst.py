@@ -69,7 +69,7 @@ ACTIVE_BACKENDS = """
     SELECT a.wait_event_type, a.wait_event, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 50)
            || COALESCE(' <- blocked by: ' || (
                SELECT b.state || ' ' || left(regexp_replace(b.query, '\\s+', ' ', 'g'), 50)
-               FROM pg_stat_activity b WHERE b.pid = (pg_blocking_pids(a.pid))[1]), '')
+               FROM pg_stat_activity b WHERE b.pid = (pg_blocking_pids(a.pid))[1] LIMIT 1), '')
     FROM pg_stat_activity a
     WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.state = 'active'"""
 # Slots are computed in floating seconds and stored with microseconds.
