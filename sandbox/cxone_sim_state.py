@@ -114,6 +114,9 @@ class CxoneSimState:
         self.files.clear()
         self._epoch = secrets.token_hex(4)
         self._conversations: dict[str, Conversation] = {}
+        # (customer, business) -> its conversations, oldest first: a reply finds its
+        # conversation without scanning them all (bulk loads of thousands of replies).
+        self._by_pair: dict[tuple[str, str], list[Conversation]] = {}
         self._messages: dict[str, MessageRecord] = {}
         self._by_external_id: dict[str, str] = {}
         self._feed: list[MessageRecord] = []
@@ -466,9 +469,8 @@ class CxoneSimState:
     # --- conversations ----------------------------------------------------------------
 
     def _open_conversation(self, customer: str, business: str) -> Conversation:
-        for conversation in reversed(self._conversations.values()):
-            if (conversation.status == "OPEN" and conversation.customer_number == customer
-                    and conversation.business_number == business):
+        for conversation in reversed(self._by_pair.get((customer, business), [])):
+            if conversation.status == "OPEN":
                 return conversation
         return self._add_conversation(customer, business)
 
@@ -478,6 +480,7 @@ class CxoneSimState:
             created=self._now(),
         )
         self._conversations[conversation.id] = conversation
+        self._by_pair.setdefault((customer, business), []).append(conversation)
         return conversation
 
     def create_conversation(self, body: Any) -> dict[str, Any]:

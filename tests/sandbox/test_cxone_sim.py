@@ -664,6 +664,34 @@ def test_replies_into_a_named_conversation_use_its_numbers(sim: Sim) -> None:
     assert {m["conversationId"] for m in created} == {conversation["id"]}
 
 
+def test_a_reply_joins_the_newest_open_conversation_of_its_pair(sim: Sim) -> None:
+    older, newer = sim.conversation(), sim.conversation()
+    other = sim.conversation(customer="+14155550123")
+    assert sim.reply()["conversationId"] == newer["id"]
+    sim.control("POST", f"/conversations/{newer['id']}/close", 200)
+    assert sim.reply()["conversationId"] == older["id"]
+    sim.control("POST", f"/conversations/{older['id']}/close", 200)
+    fresh = sim.reply()["conversationId"]
+    assert fresh not in {older["id"], newer["id"], other["id"]}
+    assert sim.reply()["conversationId"] == fresh
+    assert sim.reply(to="+14155550123")["conversationId"] == other["id"]
+    assert sim.reply(to="+14155550123", **{"from": "+18005550101"})["conversationId"] not in {
+        other["id"], fresh}
+    sim.control("POST", "/reset", 200)
+    assert sim.reply()["conversationId"] != fresh
+
+
+def test_a_bulk_load_gives_each_new_pair_its_own_conversation(sim: Sim) -> None:
+    items = [{"from": BUSINESS, "to": f"+1415{n:07d}", "body": f"bulk {n}"}
+             for n in range(2000)]
+    created = sim.control("POST", "/replies", 201, json={"items": items})["items"]
+    conversations = [m["conversationId"] for m in created]
+    assert len(set(conversations)) == len(items)
+    again = sim.reply(to="+14150001234")
+    assert again["conversationId"] == conversations[1234]
+    assert len(sim.control("GET", "/conversations", 200)["items"]) == len(items)
+
+
 def test_reset_forgets_everything_but_tokens(sim: Sim) -> None:
     sim.reply()
     sim.fault(target="poll", status=500)
