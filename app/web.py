@@ -39,13 +39,49 @@ def build_app(settings: Settings | None = None, *, services: Services | None = N
     app = Flask("app")
     app.json = _JsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
-    app.wsgi_app = BodyDeadline(app.wsgi_app,  # type: ignore[method-assign]
-                                timeout_s=services.settings.web_body_timeout_s,
-                                max_bytes=MAX_CONTENT_LENGTH)
+    app.wsgi_app = Admission(  # type: ignore[method-assign]
+        BodyDeadline(app.wsgi_app, timeout_s=services.settings.web_body_timeout_s,
+                     max_bytes=MAX_CONTENT_LENGTH),
+        limit=IN_FLIGHT_PER_CONNECTION * services.db.max_size)
     app.extensions["services"] = services
     _register_blueprints(app)
     _register_error_handlers(app)
     return app
+
+
+# Requests one web process works on at once, per database connection it may hold.
+IN_FLIGHT_PER_CONNECTION = 4
+
+
+class Admission:
+    """WSGI middleware: beyond ``limit`` requests in progress, answer 503 at once.
+
+    Under gevent every accepted connection is a greenlet, and a process offered more
+    than its CPU can serve would otherwise work on all of them a little at a time:
+    every answer slows down together until they all miss Twilio's 15 s. Refusing
+    the excess before any work (no body read, no signature, no database) keeps the
+    admitted ones fast; Twilio retries a 503. ``/healthz`` is always answered.
+    """
+
+    def __init__(self, app: Any, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0  # greenlets switch only at I/O: no lock needed
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if self.in_flight >= self.limit and environ.get("PATH_INFO") != "/healthz":
+            from app.metrics import REFUSED_BUSY
+
+            REFUSED_BUSY.inc()
+            start_response("503 Service Unavailable", [
+                ("Content-Type", "application/json"), ("Retry-After", "1"),
+                ("Connection", "close")])
+            return [b'{"error": "busy", "message": "too many requests in progress; retry"}']
+        self.in_flight += 1
+        try:
+            return self.app(environ, start_response)
+        finally:
+            self.in_flight -= 1
 
 
 class BodyDeadline:

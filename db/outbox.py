@@ -134,6 +134,16 @@ def next_due(conn: Connection) -> tuple[datetime | None, datetime]:
     return row["next_run_at"], row["db_now"]
 
 
+def nap(conn: Connection, *, worker_id: str, min_s: float, max_s: float,
+        lookahead_s: float) -> tuple[datetime | None, datetime]:
+    """Announce a dispatcher's nap (so writers wake it) and read when the next job is due:
+    (its run_at or None, the database's now)."""
+    row = conn.execute(Q["outbox.nap"], {"worker_id": worker_id, "min_s": min_s,
+                                         "max_s": max_s, "lookahead_s": lookahead_s}).fetchone()
+    assert row is not None
+    return row["next_run_at"], row["db_now"]
+
+
 def get(conn: Connection, job_id: int) -> dict[str, Any] | None:
     return conn.execute(Q["outbox.get"], {"id": job_id}).fetchone()
 

@@ -14,6 +14,7 @@ conn``). The pool opens in the process that first uses it (never before a fork).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -27,6 +28,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 from app.errors import DatabaseBusy, DatabaseUnavailable, RejectedByDatabase
 
 Connection = psycopg.Connection[dict[str, Any]]
+
+# A process without logging set up (the CLI) must not print the pool's connect
+# retries on stderr: the failure reaches the caller as DatabaseUnavailable.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 # SQLSTATEs that mean "answered, try again" (not "unavailable").
 _BUSY = {"40001", "40P01", "55P03", "57014"}

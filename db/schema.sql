@@ -198,7 +198,7 @@ BEGIN
             COALESCE(p_at, now()));
     PERFORM smsgw_enqueue_or_rerun(p_kind, p_kind || ':' || p_message_id,
                                    jsonb_build_object('message_id', p_message_id), NULL, NULL);
-    PERFORM pg_notify('outbox', '');
+    PERFORM smsgw_wake_dispatchers();
 END;
 $$;
 
@@ -250,6 +250,17 @@ BEGIN
                              ELSE TRUE END,
         EXISTS (SELECT 1 FROM twilio_receipts r
                 WHERE r.message_sid = p_sid AND r.applied_at IS NULL);
+END;
+$$;
+
+CREATE FUNCTION smsgw_wake_dispatchers() RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM dispatcher_naps
+               WHERE until > clock_timestamp() + interval '50 milliseconds') THEN
+        PERFORM pg_notify('outbox', '');
+    END IF;
 END;
 $$;
 
@@ -380,6 +391,11 @@ CREATE TABLE dfo_replies (
     thread_id text NOT NULL,
     fingerprint text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+CREATE UNLOGGED TABLE dispatcher_naps (
+    worker_id text NOT NULL,
+    until timestamp with time zone NOT NULL
 );
 
 CREATE TABLE idempotency_keys (
@@ -594,6 +610,9 @@ ALTER TABLE ONLY dfo_channels
 
 ALTER TABLE ONLY dfo_replies
     ADD CONSTRAINT dfo_replies_pkey PRIMARY KEY (message_id);
+
+ALTER TABLE ONLY dispatcher_naps
+    ADD CONSTRAINT dispatcher_naps_pkey PRIMARY KEY (worker_id);
 
 ALTER TABLE ONLY idempotency_keys
     ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (key);

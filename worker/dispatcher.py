@@ -105,20 +105,25 @@ class Dispatcher:
         return next_run_at is None or next_run_at > db_now + timedelta(seconds=LOOKAHEAD_S)
 
     def _idle(self) -> None:
-        """Sleep until the next job is due, a NOTIFY arrives, or a greenlet frees up."""
+        """Sleep until the next job is due, a NOTIFY arrives, or a greenlet frees up.
+
+        The nap is announced in the statement that reads the next job's time: writers
+        NOTIFY only while a dispatcher naps (db/migrations/0060_quiet_wake.sql).
+        """
+        # Jobs are claimed up to LOOKAHEAD_S early and wait in their greenlet, so waking
+        # at most every MIN_IDLE_S batches claims without making any late.
+        longest = MIN_IDLE_S if self.burst and len(self.pool) else MAX_IDLE_S
         try:
             with self.ctx.db.connection() as conn:
-                next_run_at, db_now = outbox.next_due(conn)
+                next_run_at, db_now = outbox.nap(conn, worker_id=self.ctx.worker_id,
+                                                 min_s=MIN_IDLE_S, max_s=longest,
+                                                 lookahead_s=LOOKAHEAD_S)
         except DatabaseUnavailable:
             next_run_at, db_now = None, None
-        timeout = MAX_IDLE_S
+        timeout = longest
         if next_run_at is not None and db_now is not None:
-            # Jobs are claimed up to LOOKAHEAD_S early and wait in their greenlet, so
-            # waking at most every MIN_IDLE_S batches claims without making any late.
             due_in = (next_run_at - db_now).total_seconds() - LOOKAHEAD_S
-            timeout = min(MAX_IDLE_S, max(MIN_IDLE_S, due_in))
-        if self.burst and len(self.pool):
-            timeout = min(timeout, MIN_IDLE_S)
+            timeout = min(longest, max(MIN_IDLE_S, due_in))
         self.wake.wait(timeout=timeout)
 
     def join(self, timeout: float) -> bool:

@@ -3,14 +3,14 @@
 -- ran out cannot complete a job someone else now holds.
 
 -- name: enqueue
--- Insert a job unless its dedupe key exists; wake sleeping dispatchers on commit.
+-- Insert a job unless its dedupe key exists; wake napping dispatchers on commit.
 WITH inserted AS (
     INSERT INTO outbox (kind, dedupe_key, payload, run_at, ordering_key)
     VALUES (%(kind)s, %(dedupe_key)s, %(payload)s, COALESCE(%(run_at)s, now()), %(ordering_key)s)
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING id
 )
-SELECT id, pg_notify('outbox', '') FROM inserted;
+SELECT id, smsgw_wake_dispatchers() FROM inserted;
 
 -- name: enqueue_many
 -- Insert a batch of jobs (those whose dedupe key is new) in order, with an audit entry
@@ -31,7 +31,7 @@ WITH wanted AS (
     FROM inserted i JOIN wanted w ON w.dedupe_key = i.dedupe_key
     WHERE w.audit
 )
-SELECT i.id, i.dedupe_key, pg_notify('outbox', '') FROM inserted i;
+SELECT i.id, i.dedupe_key, smsgw_wake_dispatchers() FROM inserted i;
 
 -- name: record_done
 -- A finished marker under a dedupe key: this key was handled, never run it.
@@ -130,6 +130,34 @@ SELECT (SELECT run_at FROM outbox o
                 WHERE e.state = 'queued' AND e.ordering_key = o.ordering_key AND e.id < o.id))
         ORDER BY run_at, id LIMIT 1) AS next_run_at,
        now() AS db_now;
+
+-- name: nap
+-- A dispatcher about to sleep: when the next job is due and, in the same statement (an
+-- enqueue that commits after it sees the nap and wakes it), until when it sleeps:
+-- that job's time less the lookahead, within [min_s, max_s] from now. Naps of
+-- workers gone for ten minutes are dropped on the way.
+WITH next AS (
+    SELECT (SELECT run_at FROM outbox o
+            WHERE state = 'queued'
+              AND (ordering_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM outbox e
+                    WHERE e.state = 'queued' AND e.ordering_key = o.ordering_key
+                      AND e.id < o.id))
+            ORDER BY run_at, id LIMIT 1) AS next_run_at
+), napping AS (
+    INSERT INTO dispatcher_naps AS d (worker_id, until)
+    SELECT %(worker_id)s,
+           LEAST(now() + %(max_s)s * interval '1 second',
+                 GREATEST(now() + %(min_s)s * interval '1 second',
+                          COALESCE(n.next_run_at, 'infinity'::timestamptz)
+                          - %(lookahead_s)s * interval '1 second'))
+    FROM next n
+    ON CONFLICT (worker_id) DO UPDATE SET until = EXCLUDED.until
+), gone AS (
+    DELETE FROM dispatcher_naps
+    WHERE until < now() - interval '10 minutes' AND worker_id <> %(worker_id)s
+)
+SELECT n.next_run_at, now() AS db_now FROM next n;
 
 -- name: get
 SELECT * FROM outbox WHERE id = %(id)s;

@@ -426,7 +426,8 @@ class Bench:
               f"{time.monotonic() - started:.1f}s", flush=True)
         env = server_env(self.url(), self.port, args.workers, self.work_dir)
         env.update({k: v for k, v in os.environ.items()
-                    if k.startswith("DATABASE_") and k != "DATABASE_URL"})
+                    if k.startswith(("DATABASE_", "WEB_"))
+                    and k not in ("DATABASE_URL", "WEB_CONCURRENCY")})
         env["LOG_LEVEL"] = "WARNING"  # a log line per refused request would load the machine
         self.server = Server("ours", env, self.port, args.database_url, self.dbname)
         results: dict = {"settings": {k: str(v) for k, v in vars(args).items()},
