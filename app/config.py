@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -98,7 +99,7 @@ class Settings:
     media_fetch_allow_private: bool = False  # the sandbox fetches from 127.0.0.1
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
+    @cached_property
     def our_numbers(self) -> tuple[str, ...]:
         """Every number the gateway sends from: the pool and the DFO channels' numbers."""
         return tuple(dict.fromkeys(self.sender_numbers + tuple(n for _, n in self.dfo_channels)))

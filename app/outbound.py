@@ -57,7 +57,8 @@ def enqueue_replies(conn: Connection, settings: Settings, replies: list[Outbound
                     source: str) -> int:
     """Enqueue send jobs (once per message id), book their pacing slots; how many were new.
 
-    Two statements for a whole page: the jobs (with their audit entries), the booking.
+    Three statements for a whole page: the jobs (with their audit entries), the booking,
+    the conversations; the senders' rows the booking locks are held only for the last.
     A reply with attachments gets a media job first, which fetches them at once; its
     send job waits behind it.
     """
@@ -81,11 +82,9 @@ def enqueue_replies(conn: Connection, settings: Settings, replies: list[Outbound
     fresh = {job.dedupe_key: job for job in jobs if job.dedupe_key in new}  # once each
     book(conn, settings, [(new[key], job) for key, job in fresh.items()],
          {new[key]: segments_of(job, settings) for key, job in fresh.items()})
-    for reply in replies:
-        if reply.from_:
-            # Threading: the customer's answer to this business number belongs here.
-            cxone_state.remember_conversation(conn, customer=reply.to, business=reply.from_,
-                                              conversation_id=reply.conversation_id)
+    # Threading: the customer's answer to this business number belongs here.
+    cxone_state.remember_conversations(conn, [(r.to, r.from_, r.conversation_id)
+                                              for r in replies if r.from_])
     return len(new)
 
 

@@ -34,6 +34,14 @@ def remember_conversation(conn: Connection, *, customer: str, business: str,
         "status": status})
 
 
+def remember_conversations(conn: Connection, pairs: list[tuple[str, str, str]]) -> None:
+    """remember_conversation for many (customer, business, conversation id), in order."""
+    if pairs:
+        conn.execute(Q["cxone.remember_conversations"], {"pairs": Jsonb([
+            {"ord": n, "customer": c, "business": b, "conversation_id": conv}
+            for n, (c, b, conv) in enumerate(pairs)])})
+
+
 def close_conversation(conn: Connection, conversation_id: str) -> None:
     conn.execute(Q["cxone.close_conversation"], {"conversation_id": conversation_id})
 

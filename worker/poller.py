@@ -3,13 +3,21 @@
 Only the leader polls (worker/leader.py). A full page polls again at once; a page
 with replies soon after; an empty one waits POLL_INTERVAL_S. Only a CXone
 dialect that is polled (Open Messaging) runs it.
+
+While a full page is being written, the next one is already being fetched (its
+cursor is in the page just read): a burst of replies costs one round trip to
+CXone per page, not one plus the writing. A fetched page is used only if the
+cursor it was fetched with is the one the database then holds.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from app.cxone import InvalidReply, OutboundReply
+import gevent
+
+from app.cxone import InvalidReply, OutboundReply, ReplyPage
 from app.errors import RejectedByDatabase
 from app.logs import event
 from app.outbound import enqueue_replies, reject_reply
@@ -27,12 +35,45 @@ BUSY_POLL_S = 0.25
 def run_poller(ctx: JobContext) -> None:
     """Poll while this worker is the poll leader, until the worker stops."""
     settings = ctx.settings
+    ahead = Prefetch()
 
     def step(conn: Connection) -> float:
-        items = poll_once(ctx, conn)
+        items = poll_once(ctx, conn, ahead)
         return next_poll_in(items, settings.poll_page_size, settings.poll_interval_s)
 
-    run_as_leader(ctx, "poller", step, events="poll")
+    try:
+        run_as_leader(ctx, "poller", step, events="poll")
+    finally:
+        ahead.drop()
+
+
+class Prefetch:
+    """The next page, being fetched while the current one is written."""
+
+    def __init__(self) -> None:
+        self.cursor: str | None = None
+        self.fetching: Any = None  # a greenlet whose value is a ReplyPage
+
+    def start(self, ctx: JobContext, cursor: str) -> None:
+        self.drop()
+        self.cursor = cursor
+        self.fetching = gevent.spawn(ctx.services.cxone.fetch_replies, cursor,
+                                     ctx.settings.poll_page_size)
+
+    def take(self, cursor: str | None) -> ReplyPage | None:
+        """The page fetched with ``cursor`` (its fetch error raised), or None."""
+        fetching, self.fetching = self.fetching, None
+        if fetching is None or cursor is None or cursor != self.cursor:
+            if fetching is not None:
+                fetching.kill(block=False)
+            return None
+        page: ReplyPage = fetching.get()
+        return page
+
+    def drop(self) -> None:
+        if self.fetching is not None:
+            self.fetching.kill(block=False)
+            self.fetching = None
 
 
 def next_poll_in(items: int, page_size: int, interval_s: float) -> float:
@@ -45,7 +86,7 @@ def next_poll_in(items: int, page_size: int, interval_s: float) -> float:
     return interval_s
 
 
-def poll_once(ctx: JobContext, conn: Connection) -> int:
+def poll_once(ctx: JobContext, conn: Connection, ahead: Prefetch | None = None) -> int:
     """Poll one page and enqueue it; how many items the page had.
 
     One bad item never holds up its page: it is rejected alone (CXone gets
@@ -53,8 +94,17 @@ def poll_once(ctx: JobContext, conn: Connection) -> int:
     """
     with translated(conn):
         cursor = cxone_state.get_cursor(conn, CURSOR_NAME)
-    page = ctx.services.cxone.fetch_replies(cursor, ctx.settings.poll_page_size)
+    page = ahead.take(cursor) if ahead is not None else None
+    if page is None:
+        page = ctx.services.cxone.fetch_replies(cursor, ctx.settings.poll_page_size)
+    if ahead is not None and page.cursor and page.size >= ctx.settings.poll_page_size:
+        ahead.start(ctx, page.cursor)  # more are waiting, most likely
     with translated(conn), conn.transaction():
+        # The page and its cursor commit together or not at all, and nothing outside
+        # learns of it before a later commit (a send's turn, synchronous) has flushed
+        # the WAL past it: lost in a crash, the page is only polled again. So the page
+        # does not wait for its own flush while it holds its senders' rows.
+        conn.execute("SET LOCAL synchronous_commit = off")
         for error in page.refused:
             _reject(conn, error)
         try:

@@ -19,6 +19,19 @@ VALUES (%(customer)s, %(business)s, %(conversation_id)s, %(status)s, now())
 ON CONFLICT (customer_number, business_number) DO UPDATE SET
     conversation_id = EXCLUDED.conversation_id, status = EXCLUDED.status, updated_at = now();
 
+-- name: remember_conversations
+-- remember_conversation for a whole page in one statement; within the page, the
+-- last reply of a pair wins (as it would one by one).
+INSERT INTO cxone_conversations (customer_number, business_number, conversation_id, status,
+                                 updated_at)
+SELECT DISTINCT ON (c.customer, c.business) c.customer, c.business, c.conversation_id,
+       'OPEN', now()
+FROM jsonb_to_recordset(%(pairs)s)
+    AS c(ord INTEGER, customer TEXT, business TEXT, conversation_id TEXT)
+ORDER BY c.customer, c.business, c.ord DESC
+ON CONFLICT (customer_number, business_number) DO UPDATE SET
+    conversation_id = EXCLUDED.conversation_id, status = EXCLUDED.status, updated_at = now();
+
 -- name: close_conversation
 UPDATE cxone_conversations SET status = 'CLOSED', updated_at = now()
 WHERE conversation_id = %(conversation_id)s;
