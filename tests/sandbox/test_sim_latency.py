@@ -142,3 +142,27 @@ def test_a_reply_finds_the_open_conversation_of_its_numbers_among_thousands() ->
     state.close_conversation(first["conversationId"])
     after = state.add_replies({"to": "+14155550001", "from": "+18005550100", "body": "e"})[0]
     assert after["conversationId"] not in (first["conversationId"], other["conversationId"])
+
+
+def test_the_dfo_agent_log_keeps_only_the_last_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox import dfo_sim_state
+    from tests.sandbox.test_dfo_sim import CHANNEL, FakeGateway
+
+    monkeypatch.setattr(dfo_sim_state, "AGENT_LOG_SIZE", 3)
+    gateway = FakeGateway()
+    gateway.reject_first = False
+    gateway_server, server = serve_in_thread(gateway.app), serve_in_thread(dfo_sim.create_app())
+    try:
+        configure(server.url, gateway_url=gateway_server.url)
+        for n in range(5):
+            answer = requests.post(f"{server.url}/_sandbox/agent-replies", timeout=10, json={
+                "channelId": CHANNEL, "customer": f"+1415555{n:04d}", "text": f"r{n}"})
+            assert answer.json()["status"] == 200, answer.text
+        log = requests.get(f"{server.url}/_sandbox/agent-replies", timeout=10).json()["items"]
+        outbound = requests.get(f"{server.url}/_sandbox/outbound", timeout=10).json()["items"]
+    finally:
+        server.stop()
+        gateway_server.stop()
+    assert [item["request"]["messageContent"]["payload"]["text"] for item in log] == [
+        "r2", "r3", "r4"]
+    assert len(outbound) == 5  # what the soak checks is all kept
