@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench/soak_long.py --minutes 60 --json soak-long.json
     .venv/bin/python tests/bench/soak_long.py --minutes 4 --report-every-s 60 \\
-        --kill-every-s 60 --warmup-s 60          # a short run while developing
+        --kill-every-s 50 --warmup-s 60          # a short run while developing
 
 Agent replies (--reply-rate, 30/s) and customer texts (--text-rate, 5/s) flow
 for --minutes while Twilio answers creates in ~150 ms (jitter 40 ms) and CXone
@@ -20,17 +20,18 @@ due count).
 At the end it settles and checks as soak.py does (0 lost, 0 duplicated, 0 wrong
 final status, no text lost or duplicated) and judges (tests/bench/soak_metrics.py):
 memory flat (each process's RSS grew <= --max-growth from its warm-up baseline:
-its first report --warmup-s after it started), connections flat (the last report
-<= the warm-up report's count x (1 + --max-growth) + --connection-slack), lag
-bounded (<= --max-lag-s), and the load applied (>= 95% of each rate). Exit 1 when
-anything fails.
+its first report --warmup-s after it started), connections flat (in reports at
+least 30 s after a kill or restart: the last one <= the first after the warm-up
+x (1 + --max-growth) + --connection-slack), lag bounded (<= --max-lag-s), and
+the load applied (>= 95% of each rate). Exit 1 when anything fails.
 
-Kills rotate over --kill-targets. The default (worker1, web-worker: the youngest
-gunicorn worker, which the master replaces) leaves worker0, the gunicorn master
-and the older gunicorn worker alive for the whole run, so their memory is judged
-over the hour; a restarted process is a new series, judged from its own warm-up
-when it lives long enough, else listed as too young. ``worker0,worker1,web``
-rotates over everything, as soak.py kills.
+Kills rotate over --kill-targets, never in the 30 s before a report (a process
+that just restarted has not opened its connections yet). The default (worker1,
+web-worker: the youngest gunicorn worker, which the master replaces) leaves
+worker0, the gunicorn master and the older gunicorn worker alive for the whole
+run, so their memory is judged over the hour; a restarted process is a new
+series, judged from its own warm-up when it lives long enough, else listed as
+too young. ``worker0,worker1,web`` rotates over everything, as soak.py kills.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ import json
 import math
 import random
 import sys
-import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -58,13 +57,10 @@ if str(ROOT) not in sys.path:
 from db import migrate  # noqa: E402
 from tests.bench import soak_metrics as metrics  # noqa: E402
 from tests.bench.soak import (  # noqa: E402
-    DFO_CHANNELS,
-    SENDERS,
     _clear_faults,
     _Gateway,
     _inject_dfo_faults,
     _inject_faults,
-    _plan_destinations,
     _Sim,
     soak_env,
     start_sims,
@@ -77,123 +73,9 @@ from tests.bench.soak_checks import (  # noqa: E402
     diagnose,
     sent_bodies,
 )
+from tests.bench.soak_load import Load  # noqa: E402
 from tests.harness import free_port, start_web, start_worker  # noqa: E402
 from tests.pg_instance import PrivatePostgres  # noqa: E402
-
-
-class Pacer:
-    """Item ``i`` is due at ``start + i / rate``; ``take`` waits for the next one.
-
-    None once the run is over: items a slow feed did not reach by then are not
-    fed late (the reports show the rate achieved).
-    """
-
-    def __init__(self, rate: float, start: float, end: float, limit: int) -> None:
-        self._count = itertools.count()
-        self.rate, self.start, self.end, self.limit = rate, start, end, limit
-
-    def take(self) -> int | None:
-        i = next(self._count)
-        due = self.start + i / self.rate
-        if i >= self.limit or due >= self.end or time.monotonic() >= self.end:
-            return None
-        time.sleep(max(0.0, due - time.monotonic()))
-        return i
-
-
-class Load:
-    """Replies and texts at their rates, from a few threads each (a slow call does not stall)."""
-
-    def __init__(self, opts: argparse.Namespace, cx: _Sim, tw: _Sim, rng: random.Random,
-                 start: float, end: float) -> None:
-        self.opts, self.cx, self.tw, self.rng = opts, cx, tw, rng
-        seconds = end - start
-        self.plan = _plan_destinations(math.ceil(opts.reply_rate * seconds) + 1, rng)
-        self.numbers = list(self.plan)
-        self.expected: dict[str, str] = {}
-        self.texts: list[tuple[str, str]] = []
-        self.errors: Counter[str] = Counter()
-        # Call durations since the last report; in DFO mode also the gateway's callback alone.
-        self.timings: dict[str, list[float]] = {"reply": [], "text": [], "callback": []}
-        replies = Pacer(opts.reply_rate, start, end, len(self.numbers))
-        texts = Pacer(opts.text_rate, start, end, 10**9) if opts.text_rate > 0 else None
-        reply = self._reply_dfo if opts.cxone_mode == "dfo" else self._reply
-        self.threads = [threading.Thread(target=self._run, args=(replies, reply, "reply"),
-                                         daemon=True)
-                        for _ in range(24 if opts.cxone_mode == "dfo" else 8)]
-        if texts is not None:
-            self.threads += [threading.Thread(target=self._run, args=(texts, self._text, "text"),
-                                              daemon=True) for _ in range(8)]
-
-    def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
-
-    def join(self) -> None:
-        for thread in self.threads:
-            thread.join()
-
-    def call_times_ms(self) -> dict[str, dict[str, float]]:
-        """p50, p95 and max of each kind of call since the last time asked."""
-        shown = {}
-        for kind, times in self.timings.items():
-            times, self.timings[kind] = sorted(times), []
-            if times:
-                shown[kind] = {"p50": round(times[len(times) // 2] * 1000),
-                               "p95": round(times[int(len(times) * 0.95)] * 1000),
-                               "max": round(times[-1] * 1000)}
-        return shown
-
-    def _run(self, pacer: Pacer, work: Any, kind: str) -> None:
-        while (i := pacer.take()) is not None:
-            started = time.monotonic()
-            try:
-                work(i)
-            except (requests.RequestException, ValueError, KeyError) as exc:
-                self.errors[f"{work.__name__}: {type(exc).__name__}"] += 1
-            self.timings[kind].append(time.monotonic() - started)
-
-    def _want(self, number: str) -> str:
-        return "UNDELIVERABLE" if self.plan[number].get("outcome") else "DELIVERED"
-
-    def _reply(self, i: int) -> None:
-        number = self.numbers[i]
-        if self.plan[number]:
-            self.tw.post("/_sandbox/destinations", {"to": number, **self.plan[number]})
-        item = self.cx.post("/_sandbox/replies", {"to": number, "from": SENDERS[i % len(SENDERS)],
-                                                  "body": f"soak {number}"})["items"][0]
-        self.expected[item["id"]] = self._want(number)
-
-    def _reply_dfo(self, i: int) -> None:
-        """CXone calls the gateway; a failed callback (web just killed) is tried again."""
-        number = self.numbers[i]
-        if self.plan[number]:
-            self.tw.post("/_sandbox/destinations", {"to": number, **self.plan[number]})
-        channels = [entry.split("=")[0] for entry in DFO_CHANNELS.split(",")]
-        body = {"channelId": channels[i % len(channels)], "customer": number,
-                "text": f"soak {number}"}
-        for _ in range(30):
-            try:
-                answer = self.cx.post("/_sandbox/agent-replies", body)
-            except requests.RequestException:
-                answer = {}
-            if answer.get("status") == 200 and answer.get("messageId"):
-                self.expected[answer["messageId"]] = self._want(number)
-                self.timings["callback"].append(answer["attempts"][-1]["elapsed_ms"] / 1000)
-                return
-            time.sleep(0.5)
-        self.errors["reply_dfo: never accepted"] += 1
-
-    def _text(self, i: int) -> None:
-        """A customer texts in; Twilio delivers the webhook (and retries once on failure)."""
-        body = f"customer text {i}"
-        request = {"from": f"+1415{self.rng.randrange(10_000):07d}",
-                   "to": SENDERS[i % len(SENDERS)], "body": body}
-        answer = self.tw.post("/_sandbox/inbound", request)
-        if answer.get("http_status") != 200:
-            answer = self.tw.post("/_sandbox/inbound", request)
-        if answer.get("http_status") == 200:
-            self.texts.append((answer["sid"], body))
 
 
 def gateway_processes(gateway: _Gateway) -> list[tuple[str, int]]:
@@ -205,6 +87,9 @@ def gateway_processes(gateway: _Gateway) -> list[tuple[str, int]]:
     except psutil.NoSuchProcess:
         pass
     return found + [(proc.name, proc.popen.pid) for proc in gateway.workers]
+
+
+KILL_TARGETS = {"worker0", "worker1", "web-worker", "web"}
 
 
 def kill(gateway: _Gateway, target: str, rng: random.Random) -> str:
@@ -254,7 +139,7 @@ def drive(opts: argparse.Namespace, stack: Stack, load: Load, rng: random.Random
     reports: list[dict[str, Any]] = []
     stack.sampler.sample(gateway_processes(gateway), _sims(stack))  # CPU counts from here
     counts = {"kills": 0, "pg_restarts": 0, "max_lag_s": 0.0, "replies": 0, "texts": 0,
-              "t": t0}
+              "t": t0, "disrupted": t0}
     while True:
         now = time.monotonic()
         if now >= next_lag:
@@ -265,9 +150,14 @@ def drive(opts: argparse.Namespace, stack: Stack, load: Load, rng: random.Random
             stack.pg.restart()
             restarts.pop(0)
             counts["pg_restarts"] += 1
+            counts["disrupted"] = time.monotonic()
+        if now >= next_kill and next_report - now < metrics.QUIET_S:
+            next_kill = next_report + 1  # after the report: a process just restarted would
+            # not have opened its connections yet (see metrics.judge_connections)
         if now >= next_kill and now < end:
             log(f"soak: kill -9 {kill(gateway, next(targets), rng)} at {_clock(now - t0)}")
             counts["kills"] += 1
+            counts["disrupted"] = time.monotonic()
             next_kill += opts.kill_every_s * rng.uniform(0.9, 1.1)
         last_report = reports[-1]["t_s"] if reports else 0.0
         if now >= next_report or (now >= end and now - t0 - last_report > 5):
@@ -290,6 +180,7 @@ def _report(stack: Stack, load: Load, now: float, counts: dict[str, Any]) -> dic
         "texts": texts, "text_rate": round((texts - counts["texts"]) / interval, 1),
         "twilio_creates": stats.get("create"), "kills": counts["kills"],
         "pg_restarts": counts["pg_restarts"], "errors": dict(load.errors),
+        "since_disruption_s": round(now - counts["disrupted"], 1),
         "call_ms": load.call_times_ms()}}
     report |= stack.sampler.sample(gateway_processes(stack.gateway), _sims(stack))
     report["max_lag_s"] = max(report["max_lag_s"], report["queue"]["lag_s"])
@@ -358,7 +249,8 @@ def run_long_soak(opts: argparse.Namespace, log: Any = print) -> dict[str, Any]:
         cx, tw = start_sims(opts.cxone_mode, web_port, **_sim_env(opts))
         processes += [cx.process, tw.process]
         env = soak_env(url, cx, tw, web_port, opts.cxone_mode,
-                       OUTBOX_RETENTION_S=str(opts.outbox_retention_s))
+                       OUTBOX_RETENTION_S=str(opts.outbox_retention_s),
+                       **dict(item.split("=", 1) for item in opts.env))
         (_inject_dfo_faults if opts.cxone_mode == "dfo" else _inject_faults)(cx, tw)
         gateway = _Gateway(env, web_port)
         db = metrics.Database(url)
@@ -443,6 +335,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--cxone-latency-ms", type=float, default=80.0)
     add("--cxone-jitter-ms", type=float, default=30.0)
     add("--step-delay-ms", type=int, default=250, help="Twilio's delay between statuses")
+    add("--env", action="append", default=[], metavar="NAME=VALUE",
+        help="more gateway environment, e.g. WORKER_CONCURRENCY=32 (repeatable)")
     add("--seed", type=int, default=None)
     add("--json", type=Path, help="write the summary, with every report, here")
     return parser.parse_args(argv)
@@ -450,6 +344,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
+    if any("=" not in item for item in opts.env):
+        print("--env takes NAME=VALUE", file=sys.stderr)
+        return 2
+    targets = {t.strip() for t in opts.kill_targets.split(",") if t.strip()}
+    if opts.kill_every_s > 0 and (not targets or targets - KILL_TARGETS):
+        print(f"--kill-targets: a list of {', '.join(sorted(KILL_TARGETS))}", file=sys.stderr)
+        return 2
     summary = run_long_soak(opts, log=lambda line: print(line, flush=True))
     print("soak: every report\n" + metrics.format_trend(summary["reports"]))
     print("soak: memory of each judged process\n"

@@ -21,6 +21,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 MB = 1024 * 1024
+QUIET_S = 30.0  # a report this long after a kill or a Postgres restart counts as quiet
 SAMPLER_APP = "smsgw-soak-sampler"
 # name shown -> table: the outbox, the dedupe tables (receipts, inbound, idempotency
 # keys, DFO replies), the status updates queued to CXone, and the records kept for good.
@@ -36,6 +37,9 @@ SELECT count(*) FILTER (WHERE state = 'queued' AND run_at <= now()) AS due,
        count(*) FILTER (WHERE state = 'queued') AS queued,
        count(*) FILTER (WHERE state = 'dead') AS dead
 FROM outbox"""
+DUE_BY_KIND_SQL = """
+SELECT kind, count(*), EXTRACT(EPOCH FROM now() - min(run_at))::float
+FROM outbox WHERE state = 'queued' AND run_at <= now() GROUP BY kind ORDER BY kind"""
 CONNECTIONS_SQL = """
 SELECT COALESCE(NULLIF(application_name, ''), '?') AS app, count(*) AS n
 FROM pg_stat_activity
@@ -71,6 +75,11 @@ class Database:
     def queue(self) -> dict[str, Any]:
         due, lag_s, queued, dead = self.query(QUEUE_SQL)[0]
         return {"due": due, "lag_s": round(lag_s, 2), "queued": queued, "dead": dead}
+
+    def due_by_kind(self) -> dict[str, dict[str, float]]:
+        """Which kinds of job are waiting: how many are due, the oldest one's age."""
+        return {kind: {"due": n, "lag_s": round(lag, 2)}
+                for kind, n, lag in self.query(DUE_BY_KIND_SQL)}
 
     def close(self) -> None:
         if self._conn is not None:
@@ -139,7 +148,7 @@ class Sampler:
                          for name, s in sim_samples.items()},
                 "postgres_cpu_pct": self._postgres_cpu(),
                 "connections": {"total": sum(apps.values()), "by_app": apps},
-                "tables": tables, "queue": self.db.queue()}
+                "tables": tables, "queue": self.db.queue() | {"by_kind": self.db.due_by_kind()}}
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -150,7 +159,8 @@ def format_report(report: dict[str, Any]) -> str:
              f"twilio creates {load['twilio_creates']}, kills {load['kills']}, "
              f"pg restarts {load['pg_restarts']} | due {queue['due']}, lag {queue['lag_s']} s "
              f"(max since last {report['max_lag_s']} s), queued {queue['queued']}, "
-             f"dead {queue['dead']}",
+             f"dead {queue['dead']}" + "".join(
+                 f"; {kind} {k['due']} due {k['lag_s']} s" for kind, k in queue["by_kind"].items()),
              "  feed calls (ms) " + ", ".join(f"{kind} p50 {t['p50']} p95 {t['p95']} max {t['max']}"
                                            for kind, t in load["call_ms"].items())]
     procs = "  ".join(f"{name} {p['rss_mb']}MB {p['cpu_pct']}% {p['fds']}fd"
@@ -170,17 +180,19 @@ def format_report(report: dict[str, Any]) -> str:
 
 def format_trend(reports: list[dict[str, Any]]) -> str:
     """Every report in one table, to read the trend at the end."""
-    rows = ["  t      rep/s txt/s  maxlag   due conns  pg%   outbox rows/MB/dead   "
-            "dedupe rows (rcpt/inb/idem)   sims MB (cxone/twilio)"]
+    rows = ["  t      rep/s txt/s  maxlag    due conns   pg%  sims MB/cpu% (cxone, twilio)  "
+            "outbox rows/MB/dead     dedupe rows (receipts/inbound/idempotency)"]
     for r in reports:
         load, t, out = r["load"], r["tables"], r["tables"]["outbox"]
-        sims = "/".join(str(s["rss_mb"]) if s else "-" for s in r["sims"].values())
+        sims = "  ".join(f"{s['rss_mb']}/{s['cpu_pct']}" if s else "-"
+                         for s in r["sims"].values())
+        outbox = f"{out['rows']}/{out['mb']}/{out['dead']}"
+        dedupe = f"{t['receipts']['rows']}/{t['inbound']['rows']}/{t['idempotency']['rows']}"
         rows.append(
             f"  {int(r['t_s']) // 60:02d}:{int(r['t_s']) % 60:02d}  {load['reply_rate']:5} "
-            f"{load['text_rate']:5} {r['max_lag_s']:7} {r['queue']['due']:5} "
-            f"{r['connections']['total']:5} {r['postgres_cpu_pct']!s:>5}   "
-            f"{out['rows']}/{out['mb']}/{out['dead']:<14} "
-            f"{t['receipts']['rows']}/{t['inbound']['rows']}/{t['idempotency']['rows']:<18} {sims}")
+            f"{load['text_rate']:5} {r['max_lag_s']:7} {r['queue']['due']:6} "
+            f"{r['connections']['total']:5} {r['postgres_cpu_pct']!s:>5}  {sims:28}  "
+            f"{outbox:22}  {dedupe}")
     return "\n".join(rows)
 
 
@@ -242,20 +254,25 @@ def judge_memory(reports: list[dict[str, Any]], warmup_s: float,
 
 def judge_connections(reports: list[dict[str, Any]], warmup_s: float, max_growth: float,
                       slack: int) -> Verdict:
-    """Gateway connections in pg_stat_activity: the last report against the warm-up one.
+    """Gateway connections in pg_stat_activity: the last quiet report against the first
+    quiet one after the warm-up.
 
-    Pools keep idle connections up to their size, so the count follows the busiest
-    moment; ``slack`` connections on top of the percentage absorb that, a leak
-    does not fit in it.
+    A report is quiet when no kill or Postgres restart happened in the QUIET_S
+    before it: a process that just started (or a pool that just lost every
+    connection) has not opened its connections yet. Pools keep idle connections
+    up to their size, so the count follows the busiest moment; ``slack``
+    connections on top of the percentage absorb that, a leak does not fit in it.
     """
-    base = next((r for r in reports if r["t_s"] >= warmup_s), None)
-    if base is None or base is reports[-1]:
+    quiet = [r for r in reports if r["load"]["since_disruption_s"] >= QUIET_S]
+    base = next((r for r in quiet if r["t_s"] >= warmup_s), None)
+    if base is None or base is quiet[-1]:
         return Verdict("connections_flat", False, None, max_growth,
-                       {"why": "no report after the warm-up baseline"})
-    first, last = base["connections"]["total"], reports[-1]["connections"]["total"]
+                       {"why": "fewer than two quiet reports after the warm-up"})
+    first, last = base["connections"]["total"], quiet[-1]["connections"]["total"]
     bound = math.floor(first * (1 + max_growth)) + slack
     return Verdict("connections_flat", last <= bound, last, bound,
                    {"baseline": first, "baseline_t_s": base["t_s"],
+                    "last_t_s": quiet[-1]["t_s"],
                     "max": max(r["connections"]["total"] for r in reports)})
 
 
