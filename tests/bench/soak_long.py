@@ -22,8 +22,9 @@ final status, no text lost or duplicated) and judges (tests/bench/soak_metrics.p
 memory flat (each process's RSS grew <= --max-growth from its warm-up baseline:
 its first report --warmup-s after it started), connections flat (in reports at
 least 30 s after a kill or restart: the last one <= the first after the warm-up
-x (1 + --max-growth) + --connection-slack), lag bounded (<= --max-lag-s), and
-the load applied (>= 95% of each rate). Exit 1 when anything fails.
+x (1 + --max-growth) + --connection-slack), lag bounded (<= --max-lag-s), the
+load applied (>= 95% of each rate), and no gateway process exited unless killed
+(one that does is restarted and listed). Exit 1 when anything fails.
 
 Kills rotate over --kill-targets, never in the 30 s before a report (a process
 that just restarted has not opened its connections yet). The default (worker1,
@@ -92,12 +93,30 @@ def gateway_processes(gateway: _Gateway) -> list[tuple[str, int]]:
 KILL_TARGETS = {"worker0", "worker1", "web-worker", "web"}
 
 
+def revive(gateway: _Gateway) -> list[str]:
+    """Restart any gateway process that exited without being killed; what had exited."""
+    exited = []
+    if not gateway.web.alive():
+        exited.append(f"web-master/{gateway.web.popen.pid} (exit {gateway.web.popen.returncode}):"
+                      f" {gateway.web.output()[-300:]!r}")
+        gateway.web = start_web(gateway.env, gateway.web_port)
+    for n, proc in enumerate(gateway.workers):
+        if not proc.alive():
+            exited.append(f"{proc.name}/{proc.popen.pid} (exit {proc.popen.returncode}): "
+                          f"{proc.output()[-300:]!r}")
+            gateway.workers[n] = start_worker(gateway.env, name=proc.name)
+    return exited
+
+
 def kill(gateway: _Gateway, target: str, rng: random.Random) -> str:
     """kill -9 one gateway process and bring it back; what was killed."""
     if target == "web-worker":  # the youngest: the older one lives the whole run
-        children = psutil.Process(gateway.web.popen.pid).children()
-        victim = max(children, key=lambda p: (p.create_time(), p.pid))
-        victim.kill()
+        try:
+            children = psutil.Process(gateway.web.popen.pid).children()
+            victim = max(children, key=lambda p: (p.create_time(), p.pid))
+            victim.kill()
+        except (ValueError, psutil.Error):
+            return "no web-worker (none alive just now)"
         return f"web-worker/{victim.pid}"
     if target == "web":
         old = gateway.web.popen.pid
@@ -138,10 +157,14 @@ def drive(opts: argparse.Namespace, stack: Stack, load: Load, rng: random.Random
     next_report, next_lag = t0 + opts.report_every_s, t0
     reports: list[dict[str, Any]] = []
     stack.sampler.sample(gateway_processes(gateway), _sims(stack))  # CPU counts from here
-    counts = {"kills": 0, "pg_restarts": 0, "max_lag_s": 0.0, "replies": 0, "texts": 0,
-              "t": t0, "disrupted": t0}
+    counts: dict[str, Any] = {"kills": 0, "pg_restarts": 0, "max_lag_s": 0.0, "replies": 0,
+                              "texts": 0, "t": t0, "disrupted": t0, "exits": []}
     while True:
         now = time.monotonic()
+        for exited in revive(gateway):
+            log(f"soak: UNEXPECTED exit of {exited}; restarted")
+            counts["exits"].append(f"{_clock(now - t0)} {exited}")
+            counts["disrupted"] = time.monotonic()
         if now >= next_lag:
             counts["max_lag_s"] = max(counts["max_lag_s"], db.queue()["lag_s"])
             next_lag += opts.lag_sample_s
@@ -181,6 +204,7 @@ def _report(stack: Stack, load: Load, now: float, counts: dict[str, Any]) -> dic
         "twilio_creates": stats.get("create"), "kills": counts["kills"],
         "pg_restarts": counts["pg_restarts"], "errors": dict(load.errors),
         "since_disruption_s": round(now - counts["disrupted"], 1),
+        "unexpected_exits": list(counts["exits"]),
         "call_ms": load.call_times_ms()}}
     report |= stack.sampler.sample(gateway_processes(stack.gateway), _sims(stack))
     report["max_lag_s"] = max(report["max_lag_s"], report["queue"]["lag_s"])
@@ -297,6 +321,7 @@ def summarize(opts: argparse.Namespace, reports: list[dict[str, Any]], checks: S
         metrics.judge_connections(reports, opts.warmup_s, opts.max_growth,
                                   opts.connection_slack),
         metrics.judge_lag(reports, opts.max_lag_s),
+        metrics.judge_exits(reports),
         metrics.judge_rate("reply_rate", last["load"]["replies"], last["t_s"], opts.reply_rate),
         metrics.judge_rate("text_rate", last["load"]["texts"], last["t_s"], opts.text_rate),
     ]

@@ -18,7 +18,6 @@ from typing import Any
 
 import psutil
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 MB = 1024 * 1024
 QUIET_S = 30.0  # a report this long after a kill or a Postgres restart counts as quiet
@@ -43,7 +42,8 @@ FROM outbox WHERE state = 'queued' AND run_at <= now() GROUP BY kind ORDER BY ki
 CONNECTIONS_SQL = """
 SELECT COALESCE(NULLIF(application_name, ''), '?') AS app, count(*) AS n
 FROM pg_stat_activity
-WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name <> %s
+WHERE datname = current_database() AND backend_type = 'client backend'
+  AND pid <> pg_backend_pid() AND application_name <> %s
 GROUP BY 1 ORDER BY 1"""
 TABLES_SQL = """
 SELECT s.relname, s.n_live_tup, s.n_dead_tup, c.reltuples::bigint AS reltuples,
@@ -57,7 +57,6 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.port = int(conninfo_to_dict(url).get("port") or 5432)
         self._conn: psycopg.Connection[Any] | None = None
 
     def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -287,3 +286,9 @@ def judge_rate(name: str, fed: int, seconds: float, target: float) -> Verdict:
     """The load was applied: at least 95% of ``target`` per second over the run."""
     rate = fed / seconds if seconds > 0 else 0.0
     return Verdict(name, rate >= 0.95 * target, round(rate, 2), round(0.95 * target, 2))
+
+
+def judge_exits(reports: list[dict[str, Any]]) -> Verdict:
+    """No gateway process exited unless the soak killed it."""
+    exits = reports[-1]["load"]["unexpected_exits"] if reports else []
+    return Verdict("no_unexpected_exits", not exits, len(exits), 0, {"exits": exits})
