@@ -21,7 +21,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from sandbox import defaults
+from sandbox import defaults, latency
 from sandbox.control import install_error_handlers, parse_json
 from sandbox.cxone_sim_control import control
 from sandbox.cxone_sim_model import ERROR_CODES, ApiError, Reply
@@ -40,11 +40,15 @@ class CxoneSimConfig:
     client_id: str = defaults.CXONE_CLIENT_ID
     client_secret: str = defaults.CXONE_CLIENT_SECRET
     token_ttl_s: int = 3600
+    latency_ms: float = 0.0  # p50 of the time an API request takes to answer
+    latency_jitter_ms: float = 0.0  # its spread (see sandbox.latency)
 
 
 def config_from_env(environ: Mapping[str, str]) -> CxoneSimConfig:
-    """Read ``CXONE_CLIENT_ID``, ``CXONE_CLIENT_SECRET`` and ``CXONE_SIM_TOKEN_TTL_S``."""
+    """Read ``CXONE_CLIENT_ID``, ``CXONE_CLIENT_SECRET``, ``CXONE_SIM_TOKEN_TTL_S``,
+    ``CXONE_SIM_LATENCY_MS`` and ``CXONE_SIM_LATENCY_JITTER_MS``."""
     config = CxoneSimConfig()
+    config.latency_ms, config.latency_jitter_ms = latency.from_env(environ, "CXONE_SIM")
     config.client_id = environ.get("CXONE_CLIENT_ID") or config.client_id
     config.client_secret = environ.get("CXONE_CLIENT_SECRET") or config.client_secret
     ttl = environ.get("CXONE_SIM_TOKEN_TTL_S")
@@ -144,15 +148,18 @@ def _serve(
     """Run one API request through the fault switches, the token check and ``handle``.
 
     Faults act before anything else (like a gateway in front of the API), or,
-    for ``after`` rules, once the request was handled.
+    for ``after`` rules, once the request was handled. The configured latency
+    is spent before handling (outside the state's lock).
     """
     state = _state()
     state.log.count(endpoint)
     plan = state.faults.plan(endpoint)
     if plan.rule_ids:
         _log_event("cxone_sim.fault", endpoint=endpoint, rules=plan.rule_ids)
+    waited = [0.0]
 
     def run() -> Reply:
+        waited[0] = latency.pause(state.config.latency_ms, state.config.latency_jitter_ms)
         try:
             if authenticate:
                 state.check_token(request.headers.get("Authorization"))
@@ -164,7 +171,7 @@ def _serve(
     status = None if reply.drop else reply.status
     if record is not None:
         record(state, handled, status)
-    state.log.record(endpoint, status)
+    state.log.record(endpoint, status, latency_ms=round(waited[0] * 1000, 1))
     return _respond(reply)
 
 

@@ -4,7 +4,10 @@ Everything lives in one :class:`CxoneSimState` guarded by one lock (a
 ``threading.RLock``, which gevent's monkey-patching turns greenlet-safe).
 
 The poll feed is append-only and holds messages in the order they became
-visible. A message created with a visibility delay waits in a heap and joins
+visible. Requests must not cost O(messages): over an hour-long soak the feed
+holds ~100k messages, so the feed keeps an index of the positions that may
+still be PENDING (the reconciler's query) and conversations are indexed by
+their pair of numbers. A message created with a visibility delay waits in a heap and joins
 the feed, in visibility order, the first time the feed is read or appended to
 after its moment; so it lands after messages created later. The cursor is the
 base64 of ``{"e": epoch, "p": position}``: stateless, so the poller and the
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import copy
 import heapq
 import json
@@ -23,7 +27,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +64,7 @@ from sandbox.cxone_sim_model import (
 )
 from sandbox.faults import FaultSwitches
 from sandbox.files import FileStore
+from sandbox.latency import MAX_LATENCY_MS
 
 if TYPE_CHECKING:
     from sandbox.cxone_sim import CxoneSimConfig
@@ -68,7 +73,8 @@ _REPLY_FIELDS = frozenset(
     {"conversationId", "from", "to", "body", "id", "createdTime", "status", "visibleAfterMs",
      "raw", "duplicateOf", "attachments"}
 )
-_CONFIG_FIELDS = frozenset({"token_ttl_s", "client_id", "client_secret"})
+_CONFIG_FIELDS = frozenset({"token_ttl_s", "client_id", "client_secret", "latency_ms",
+                            "latency_jitter_ms"})
 
 
 @dataclass
@@ -120,6 +126,8 @@ class CxoneSimState:
         self._messages: dict[str, MessageRecord] = {}
         self._by_external_id: dict[str, str] = {}
         self._feed: list[MessageRecord] = []
+        self._maybe_pending: list[int] = []  # feed positions, ascending (see _candidates)
+        self._prune_at = _PRUNE_MIN
         self._pending: list[tuple[float, int, MessageRecord]] = []
         self._seq = 0
         self._status_updates: list[dict[str, Any]] = []
@@ -220,7 +228,11 @@ class CxoneSimState:
         ttl = optional_int(body, "token_ttl_s", 1)
         client_id = optional_string(body, "client_id")
         client_secret = optional_string(body, "client_secret")
+        latencies = {name: _optional_ms(body, name) for name in ("latency_ms", "latency_jitter_ms")}
         with self.lock:
+            for name, value in latencies.items():
+                if value is not None:
+                    setattr(self.config, name, value)
             if ttl is not None:
                 self.config.token_ttl_s = ttl
             if client_id is not None:
@@ -231,7 +243,9 @@ class CxoneSimState:
 
     def config_json(self) -> dict[str, Any]:
         with self.lock:
-            return {"client_id": self.config.client_id, "token_ttl_s": self.config.token_ttl_s}
+            return {"client_id": self.config.client_id, "token_ttl_s": self.config.token_ttl_s,
+                    "latency_ms": self.config.latency_ms,
+                    "latency_jitter_ms": self.config.latency_jitter_ms}
 
     # --- the poll feed ----------------------------------------------------------------
 
@@ -240,19 +254,42 @@ class CxoneSimState:
         query = _parse_poll_query(args)
         with self.lock:
             self._promote()
-            position = self._decode_cursor(query.cursor)
+            start = self._decode_cursor(query.cursor)
             items: list[dict[str, Any]] = []
-            while position < len(self._feed) and len(items) < query.page_size:
+            end = len(self._feed)  # a short page: the cursor resumes at the end
+            for position in self._candidates(query, start):
                 record = self._feed[position]
-                position += 1
                 if query.matches(record):
                     items.append(dict(record.fields))
-            return {"items": items, "cursor": self._encode_cursor(position)}
+                    if len(items) == query.page_size:
+                        end = position + 1
+                        break
+            return {"items": items, "cursor": self._encode_cursor(end)}
+
+    def _candidates(self, query: _PollQuery, start: int) -> Iterable[int]:
+        """The feed positions from ``start`` that ``query`` may match, in order.
+
+        The reconciler pages ``status=PENDING`` from the start of the feed every few
+        seconds: only positions that may still be PENDING are walked (no status PUT
+        sets PENDING, so a record that left it never matches again).
+        """
+        if query.status != "PENDING":
+            return range(start, len(self._feed))
+        if len(self._maybe_pending) >= self._prune_at:
+            self._maybe_pending = [p for p in self._maybe_pending
+                                   if _may_be_pending(self._feed[p])]
+            self._prune_at = max(2 * len(self._maybe_pending), _PRUNE_MIN)
+        return self._maybe_pending[bisect.bisect_left(self._maybe_pending, start):]
+
+    def _append_to_feed(self, record: MessageRecord) -> None:
+        if _may_be_pending(record):
+            self._maybe_pending.append(len(self._feed))
+        self._feed.append(record)
 
     def _promote(self) -> None:
         now = self._now()
         while self._pending and self._pending[0][0] <= now:
-            self._feed.append(heapq.heappop(self._pending)[2])
+            self._append_to_feed(heapq.heappop(self._pending)[2])
 
     def _publish(self, record: MessageRecord, visible_after_ms: int = 0) -> None:
         if visible_after_ms > 0:
@@ -261,7 +298,7 @@ class CxoneSimState:
             self._seq += 1
         else:
             self._promote()
-            self._feed.append(record)
+            self._append_to_feed(record)
 
     def _encode_cursor(self, position: int) -> str:
         data = json.dumps({"e": self._epoch, "p": position}, separators=(",", ":"))
@@ -580,6 +617,25 @@ def _parse_poll_query(args: Mapping[str, str]) -> _PollQuery:
         page_size=page_size,
         cursor=args.get("cursor") or None,
     )
+
+
+_PRUNE_MIN = 256
+
+
+def _may_be_pending(record: MessageRecord) -> bool:
+    # A raw test item without a status matches every status filter.
+    return record.fields.get("status", "PENDING") == "PENDING"
+
+
+def _optional_ms(body: dict[str, Any], name: str) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 <= value <= MAX_LATENCY_MS):
+        raise bad_request(f"{name} must be a number of milliseconds from 0 to "
+                          f"{MAX_LATENCY_MS:.0f}")
+    return float(value)
 
 
 def _time_or_none(value: Any) -> float | None:

@@ -30,6 +30,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from sandbox import latency
 from sandbox.control import install_error_handlers, parse_json
 from sandbox.dfo_sim_config import DfoSimConfig, config_from_env, parse_channels
 from sandbox.dfo_sim_control import control_blueprint
@@ -154,12 +155,14 @@ def create_channel() -> Response:
 
 def _serve(endpoint: str, handle: Callable[[], Response], *, authenticate: bool = True,
            record: Callable[[int | None], None] | None = None) -> Response:
-    """One API request through the fault switches, the token check and ``handle``."""
+    """One API request through the fault switches, the latency, the token check and ``handle``."""
     state = _state()
     state.log.count(endpoint)
     plan = state.faults.plan(endpoint)
+    waited = [0.0]
 
     def run() -> Response:
+        waited[0] = latency.pause(state.config.latency_ms, state.config.latency_jitter_ms)
         try:
             if authenticate:
                 state.check_token(request.headers.get("Authorization"))
@@ -172,7 +175,7 @@ def _serve(endpoint: str, handle: Callable[[], Response], *, authenticate: bool 
     status = None if applied is not None and applied.drop else response.status_code
     if record is not None:
         record(status)
-    state.log.record(endpoint, status)
+    state.log.record(endpoint, status, latency_ms=round(waited[0] * 1000, 1))
     return response
 
 

@@ -4,7 +4,8 @@ Environment (empty = unset): ``CXONE_CLIENT_ID``, ``CXONE_CLIENT_SECRET``,
 ``CXONE_ACCESS_KEY_ID``, ``CXONE_ACCESS_KEY_SECRET``, ``DFO_SIM_TENANT_ID``,
 ``DFO_SIM_ISSUER_URL``, ``DFO_SIM_GATEWAY_URL``, ``BYOC_CLIENT_ID``,
 ``BYOC_CLIENT_SECRET``, ``DFO_SIM_BYOC_TOKEN_FORMAT`` (form|json),
-``DFO_SIM_TOKEN_TTL_S``, ``DFO_SIM_ENFORCE_LIMITS`` and ``DFO_CHANNELS``.
+``DFO_SIM_TOKEN_TTL_S``, ``DFO_SIM_ENFORCE_LIMITS``, ``DFO_CHANNELS``, and
+``DFO_SIM_LATENCY_MS`` / ``DFO_SIM_LATENCY_JITTER_MS`` (the API's response time).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sandbox import defaults
+from sandbox import defaults, latency
 from sandbox.dfo_sim_model import E164
 
 
@@ -44,6 +45,9 @@ class DfoSimConfig:
     contact_burst: int = 250
     contact_refill_per_min: float = 17.0
     tenant_limit_per_hour: int = 360_000
+    # How long the API (not the control API) takes to answer: p50 and jitter (sandbox.latency).
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
 
 
 def config_from_env(environ: Mapping[str, str]) -> DfoSimConfig:
@@ -69,6 +73,7 @@ def config_from_env(environ: Mapping[str, str]) -> DfoSimConfig:
         if not ttl.isdigit() or int(ttl) < 1:
             raise ValueError(f"DFO_SIM_TOKEN_TTL_S must be a positive integer, got {ttl!r}")
         config.token_ttl_s = int(ttl)
+    config.latency_ms, config.latency_jitter_ms = latency.from_env(environ, "DFO_SIM")
     config.enforce_limits = (value("DFO_SIM_ENFORCE_LIMITS") or "").lower() in ("1", "true", "yes")
     channels = value("DFO_CHANNELS")
     if channels:

@@ -30,6 +30,7 @@ from sandbox.dfo_sim_replies import parse_reply
 from sandbox.dfo_sim_state import DfoSimState
 from sandbox.faults import stamp
 from sandbox.files import add_file_routes
+from sandbox.latency import MAX_LATENCY_MS
 
 
 def _state() -> DfoSimState:
@@ -90,7 +91,8 @@ def _set_config() -> Response:
     state = _state()
     known = {*_STRINGS, "issuer_url", "gateway_url", "byoc_token_format", "token_ttl_s",
              "ott_ttl_s", "gateway_timeout_s", "enforce_limits", "contact_burst",
-             "contact_refill_per_min", "tenant_limit_per_hour"}
+             "contact_refill_per_min", "tenant_limit_per_hour", "latency_ms",
+             "latency_jitter_ms"}
     unknown = set(body) - known
     if unknown:
         raise bad_request(f"unknown fields: {', '.join(sorted(unknown))}")
@@ -108,7 +110,9 @@ def _set_config() -> Response:
         if name in body:
             changes[name] = int_field(body, name, None, 1, high)
     for name, low_s, high_s in (("gateway_timeout_s", 0.1, 300.0),
-                                ("contact_refill_per_min", 0.0, 1e6)):
+                                ("contact_refill_per_min", 0.0, 1e6),
+                                ("latency_ms", 0.0, MAX_LATENCY_MS),
+                                ("latency_jitter_ms", 0.0, MAX_LATENCY_MS)):
         if name in body:
             changes[name] = number_field(body, name, None, low_s, high_s)
     if "enforce_limits" in body:

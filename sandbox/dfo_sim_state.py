@@ -11,6 +11,7 @@ import math
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from sandbox.dfo_sim_config import DfoSimConfig
 
 ENDPOINTS = ("discovery", "token", "cxone_config", "create", "status", "ott", "channels")
+AGENT_LOG_SIZE = 10_000
 FAULT_TARGETS: dict[str, frozenset[str]] = {
     **{name: frozenset({name}) for name in ENDPOINTS},
     "files": frozenset({"files"}),
@@ -70,7 +72,9 @@ class DfoSimState:
         self._outbound: dict[str, Outbound] = {}
         self._status_updates: list[dict[str, Any]] = []
         self._limits = self._new_limits()
-        self.agent_log: list[dict[str, Any]] = []
+        # Each entry holds every exchange of one agent call (~5 kB): the last ones only,
+        # so an hour-long soak (100k replies) does not grow the simulator by half a GB.
+        self.agent_log: deque[dict[str, Any]] = deque(maxlen=AGENT_LOG_SIZE)
         self.admin_backs: list[dict[str, Any]] = []
 
     def reset(self) -> None:
@@ -277,11 +281,15 @@ class DfoSimState:
             return dict(found) if found else None
 
     def outbound(self, message_id: str | None = None) -> list[dict[str, Any]]:
+        """Every accepted reply, or the one ``message_id`` (a lookup: soaks ask per id)."""
         with self.lock:
+            if message_id is None:
+                chosen = list(self._outbound.values())
+            else:
+                chosen = [self._outbound[message_id]] if message_id in self._outbound else []
             return [{"id": o.id, "channelId": o.channel_id, "threadId": o.thread_id,
                      "mode": o.mode, "acceptedAt": o.accepted_at,
-                     "statusUpdates": [dict(u) for u in o.status_updates]}
-                    for o in self._outbound.values() if message_id in (None, o.id)]
+                     "statusUpdates": [dict(u) for u in o.status_updates]} for o in chosen]
 
     def status_updates(self, message_id: str | None = None) -> list[dict[str, Any]]:
         with self.lock:

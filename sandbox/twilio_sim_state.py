@@ -136,6 +136,7 @@ class SimState:
         self._messages: dict[str, Message] = {}
         self._outbound: list[Message] = []
         self._all: list[Message] = []  # outbound and inbound, creation order
+        self._by_to: dict[str, list[Message]] = {}  # the same, per To: a list is not O(all)
         self._creates: list[CreateRecord] = []
         self._inbound_log: list[dict[str, Any]] = []
         self._destinations: dict[str, DestinationRule] = {}
@@ -157,6 +158,7 @@ class SimState:
             self._messages.clear()
             self._outbound.clear()
             self._all.clear()
+            self._by_to.clear()
             self._creates.clear()
             self._inbound_log.clear()
             self._destinations.clear()
@@ -268,8 +270,12 @@ class SimState:
         msg.status_history.append({"status": initial, "at": now})
         self._messages[msg.sid] = msg
         self._outbound.append(msg)
-        self._all.append(msg)
+        self._remember(msg)
         return msg
+
+    def _remember(self, msg: Message) -> None:
+        self._all.append(msg)
+        self._by_to.setdefault(msg.to, []).append(msg)
 
     def get(self, sid: str) -> Message | None:
         with self._lock:
@@ -278,7 +284,8 @@ class SimState:
     def list_page(self, query: ListQuery) -> tuple[list[Message], bool]:
         """One page of messages, newest first, and whether more follow."""
         with self._lock:
-            candidates = [msg for msg in reversed(self._all) if query.matches(msg)]
+            pool = self._all if query.to is None else self._by_to.get(query.to, [])
+            candidates = [msg for msg in reversed(pool) if query.matches(msg)]
             token = query.page_token or ""
             anchor = self._messages.get(token[2:]) if token else None
             if token and anchor is None:
@@ -492,7 +499,7 @@ class SimState:
         )
         with self._lock:
             self._messages[msg.sid] = msg
-            self._all.append(msg)
+            self._remember(msg)
         token = str(uuid.uuid4())  # Twilio's retries of one webhook share the token
         attempts = [
             post_signed(None, self.config.auth_token, url, params, token)

@@ -17,7 +17,6 @@ a short version runs in the default test suite (tests/e2e/test_soak.py).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import random
@@ -25,7 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from db import migrate  # noqa: E402
+from tests.bench.soak_checks import (  # noqa: E402
+    FINAL,
+    SoakReport,
+    accepted,
+    count_dfo_problems,
+    count_problems,
+    diagnose,
+    sent_bodies,
+)
 from tests.harness import (  # noqa: E402
     Process,
     dfo_gateway_env,
@@ -50,29 +58,6 @@ from tests.pg_instance import PrivatePostgres  # noqa: E402
 
 SENDERS = ("+18005550100", "+18005550101", "+18005550102", "+18005550103")
 DFO_CHANNELS = ",".join(f"chat_soak_{n}={number}" for n, number in enumerate(SENDERS))
-FINAL = ("DELIVERED", "UNDELIVERABLE", "FAILED")
-
-
-@dataclass
-class SoakReport:
-    """What the soak checked at the end; every count must be 0."""
-
-    replies: int = 0
-    texts_acknowledged: int = 0
-    lost: int = 0
-    duplicated: int = 0
-    wrong_final_status: int = 0
-    texts_lost: int = 0
-    texts_duplicated: int = 0
-    kills: int = 0
-    postgres_restarts: int = 0
-    seconds: float = 0.0
-    examples: list[str] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not (self.lost or self.duplicated or self.wrong_final_status or self.texts_lost
-                    or self.texts_duplicated)
 
 
 class _Sim:
@@ -120,20 +105,9 @@ def run_soak(*, replies: int = 3000, texts: int = 200, feed_seconds: float = 120
         url = pg.create_database("smsgw")
         migrate.migrate(url)
         web_port = free_port()
-        sim_env = {**os.environ, "TWILIO_SIM_STEP_DELAY_MS": "40",
-                   "SENDER_NUMBERS": ",".join(SENDERS), "DFO_CHANNELS": DFO_CHANNELS,
-                   "DFO_SIM_GATEWAY_URL": f"http://127.0.0.1:{web_port}"}
-        cx, tw = _Sim("cxone" if mode != "dfo" else "dfo", sim_env), _Sim("twilio", sim_env)
+        cx, tw = start_sims(mode, web_port)
         processes += [cx.process, tw.process]
-        dfo_env = dfo_gateway_env(cx) | {"DFO_CHANNELS": DFO_CHANNELS} if mode == "dfo" else {}
-        env = gateway_env(url, cx, tw, public_base_url=f"http://127.0.0.1:{web_port}",
-                          SENDER_NUMBERS=",".join(SENDERS), SENDER_MPS="25",
-                          CONSENT_MODE="opt-out", POLL_INTERVAL_S="0.5",
-                          RECONCILE_SENT_AFTER_S="5", RECONCILE_PENDING_AFTER_S="20",
-                          TWILIO_TIMEOUT_S="2", JOB_LEASE_S="8", RETRY_BASE_S="0.5",
-                          RETRY_MAX_S="4", RETRY_30008_DELAY_S="2", LOG_LEVEL="WARNING",
-                          **dfo_env)
-        tw.post("/_sandbox/config", {"inbound_url": f"http://127.0.0.1:{web_port}/twilio/inbound"})
+        env = soak_env(url, cx, tw, web_port, mode)
         plan = _plan_destinations(replies, rng)
         for number, rule in plan.items():
             if rule:
@@ -170,7 +144,7 @@ def run_soak(*, replies: int = 3000, texts: int = 200, feed_seconds: float = 120
             _settle(cx, expected, settle_timeout_s)
             _check(report, cx, tw, expected, texter_results)
         if not report.clean:
-            report.examples += _diagnose(url, report.examples)
+            report.examples += diagnose(url, report.examples)
     finally:
         for proc in (gateway.processes if gateway else []) + processes:
             if proc.alive():
@@ -178,6 +152,29 @@ def run_soak(*, replies: int = 3000, texts: int = 200, feed_seconds: float = 120
         pg.stop()
     report.seconds = round(time.monotonic() - started, 1)
     return report
+
+
+def start_sims(mode: str, web_port: int, **env: str) -> tuple[_Sim, _Sim]:
+    """The CXone (or DFO) and Twilio simulators, both pointed at the gateway's ``web_port``."""
+    sim_env = {**os.environ, "TWILIO_SIM_STEP_DELAY_MS": "40",
+               "SENDER_NUMBERS": ",".join(SENDERS), "DFO_CHANNELS": DFO_CHANNELS,
+               "DFO_SIM_GATEWAY_URL": f"http://127.0.0.1:{web_port}", **env}
+    cx, tw = _Sim("cxone" if mode != "dfo" else "dfo", sim_env), _Sim("twilio", sim_env)
+    tw.post("/_sandbox/config", {"inbound_url": f"http://127.0.0.1:{web_port}/twilio/inbound"})
+    return cx, tw
+
+
+def soak_env(url: str, cx: _Sim, tw: _Sim, web_port: int, mode: str,
+             **overrides: str) -> dict[str, str]:
+    """The gateway's environment for a soak: short retries, leases and reconcile delays."""
+    dfo_env = dfo_gateway_env(cx) | {"DFO_CHANNELS": DFO_CHANNELS} if mode == "dfo" else {}
+    return gateway_env(url, cx, tw, public_base_url=f"http://127.0.0.1:{web_port}",
+                       SENDER_NUMBERS=",".join(SENDERS), SENDER_MPS="25",
+                       CONSENT_MODE="opt-out", POLL_INTERVAL_S="0.5",
+                       RECONCILE_SENT_AFTER_S="5", RECONCILE_PENDING_AFTER_S="20",
+                       TWILIO_TIMEOUT_S="2", JOB_LEASE_S="8", RETRY_BASE_S="0.5",
+                       RETRY_MAX_S="4", RETRY_30008_DELAY_S="2", LOG_LEVEL="WARNING",
+                       **dfo_env, **overrides)
 
 
 class _Gateway:
@@ -289,35 +286,10 @@ def _settle(cx: _Sim, expected: dict[str, str], timeout: float) -> None:
 def _check(report: SoakReport, cx: _Sim, tw: _Sim, expected: dict[str, str],
            texts: list[tuple[str, str]]) -> None:
     cxone_messages = {m["id"]: m for m in cx.get("/_sandbox/messages")["items"]}
-    sent_bodies = Counter(m["body"] for m in tw.get("/_sandbox/messages")["messages"])
-    for message_id, want in expected.items():
-        message = cxone_messages[message_id]
-        copies = sent_bodies.get(message["body"], 0)
-        if copies == 0:
-            report.lost += 1
-            report.examples.append(f"lost {message_id}")
-        elif copies > 1:
-            report.duplicated += 1
-            report.examples.append(f"sent {copies}x {message_id}")
-        if message["status"] != want:
-            report.wrong_final_status += 1
-            report.examples.append(f"{message_id} is {message['status']}, want {want}")
-    posted = Counter(m.get("externalId") for m in cxone_messages.values()
-                     if m.get("direction") == "INBOUND")
-    report.texts_acknowledged = len(texts)
-    for sid, _body in texts:
-        if posted.get(sid, 0) == 0:
-            report.texts_lost += 1
-            report.examples.append(f"text {sid} never reached CXone")
-        elif posted[sid] > 1:
-            report.texts_duplicated += 1
-    report.examples = report.examples[:20]
+    count_problems(report, cxone_messages, sent_bodies(tw), expected, texts)
 
 
 # -- DFO mode -----------------------------------------------------------------------------
-
-DFO_FINAL = {"DELIVERED": "delivered", "UNDELIVERABLE": "failed"}
-
 
 def _inject_dfo_faults(dfo: _Sim, tw: _Sim) -> None:
     for kind, p in (("429", 0.02), ("500", 0.01), ("503", 0.01), ("drop_after_accept", 0.01)):
@@ -356,8 +328,7 @@ def _feed_dfo(dfo: _Sim, plan: dict[str, dict[str, Any]], expected: dict[str, st
 
 
 def _accepted_statuses(dfo: _Sim, message_id: str) -> list[str]:
-    updates = dfo.get(f"/_sandbox/outbound/{message_id}").get("statusUpdates", [])
-    return [u["body"]["status"] for u in updates if u["response_status"] in (200, 204)]
+    return accepted(dfo.get(f"/_sandbox/outbound/{message_id}"))
 
 
 def _settle_dfo(dfo: _Sim, expected: dict[str, str], timeout: float) -> None:
@@ -372,49 +343,9 @@ def _settle_dfo(dfo: _Sim, expected: dict[str, str], timeout: float) -> None:
 
 def _check_dfo(report: SoakReport, dfo: _Sim, tw: _Sim, expected: dict[str, str],
                texts: list[tuple[str, str]]) -> None:
-    sent_bodies = Counter(m["body"] for m in tw.get("/_sandbox/messages")["messages"])
     outbound = {m["id"]: m for m in dfo.get("/_sandbox/outbound")["items"]}
-    for message_id, want in expected.items():
-        thread = outbound.get(message_id, {}).get("threadId", "")
-        copies = sent_bodies.get(f"soak +{thread.rpartition('_')[2]}", 0)
-        if copies == 0:
-            report.lost += 1
-            report.examples.append(f"lost {message_id}")
-        elif copies > 1:
-            report.duplicated += 1
-            report.examples.append(f"sent {copies}x {message_id}")
-        shown = [s for s, _ in itertools.groupby(_accepted_statuses(dfo, message_id))]
-        if shown != [DFO_FINAL[want]]:
-            report.wrong_final_status += 1
-            report.examples.append(f"{message_id} showed {shown}, want {DFO_FINAL[want]}")
     created = Counter(m["idOnExternalPlatform"] for m in dfo.get("/_sandbox/messages")["items"])
-    report.texts_acknowledged = len(texts)
-    for sid, _body in texts:
-        if created.get(sid, 0) == 0:
-            report.texts_lost += 1
-            report.examples.append(f"text {sid} never reached CXone")
-    report.examples = report.examples[:20]
-
-
-def _diagnose(url: str, examples: list[str]) -> list[str]:
-    """What the database knows about the first few problem messages."""
-    import psycopg
-
-    notes = []
-    ids = [word for line in examples[:3] for word in line.split() if word.startswith("msg_")]
-    with psycopg.connect(url) as conn:
-        for message_id in ids:
-            state = conn.execute("SELECT twilio_message_sid, twilio_status, outcome, reconciled_at"
-                                 " FROM sms_gateway_state WHERE cxone_message_id = %s",
-                                 (message_id,)).fetchall()
-            updates = conn.execute("SELECT status, outcome FROM cxone_status_updates "
-                                   "WHERE cxone_message_id = %s ORDER BY id",
-                                   (message_id,)).fetchall()
-            jobs = conn.execute("SELECT kind, state, attempts, last_error FROM outbox WHERE "
-                                "dedupe_key IN (%s, 'cxone_status:' || %s)",
-                                (message_id, message_id)).fetchall()
-            notes.append(f"{message_id}: state={state} updates={updates} jobs={jobs}")
-    return notes
+    count_dfo_problems(report, outbound, created, sent_bodies(tw), expected, texts)
 
 
 def main() -> int:
