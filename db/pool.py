@@ -165,6 +165,9 @@ class Database:
             return pool
         with self._lock:
             if self._pool is None or self._pool_pid != os.getpid():
+                from db import gevent_wait
+
+                gevent_wait.install()  # under gevent: a cheaper wait per statement
                 self._pool = ConnectionPool(
                     self.url, connection_class=self._connection_class(),
                     kwargs=self._connect_kwargs(), min_size=0, max_size=self.max_size,
